@@ -1,0 +1,94 @@
+"""What the engine asks of a backend. Backends know nothing of Textual or of the CLI."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.spec import ServiceSpec, Spec
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class EnvContext:
+    """Everything a backend needs to know about one environment."""
+
+    name: str                      # "prod" or a clone's name
+    kind: str                      # "prod" | "clone"
+    worktree: Path                 # prod: the workspace root
+    run_dir: Path                  # pid files, logs (.repro/run/NAME)
+    services: dict[str, ServiceSpec]   # the service definitions that apply to this environment
+    ports: dict[str, int] = field(default_factory=dict)        # service -> host port
+    store_paths: dict[str, str] = field(default_factory=dict)  # store -> path/location, for {stores.X.path}
+    env_overrides: dict[str, str] = field(default_factory=dict)  # clone.overrides.env
+    service_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def is_prod(self) -> bool:
+        return self.kind == "prod"
+
+
+@dataclass
+class ServiceStatus:
+    name: str
+    state: str                     # running | stopped | crashed | starting | unhealthy | missing
+    port: int | None = None
+    pid: int | None = None
+    started_at: float | None = None
+    detail: dict[str, Any] = field(default_factory=dict)   # backend-specific runtime facts
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state, "port": self.port}
+        if self.pid is not None:
+            out["pid"] = self.pid
+        if self.started_at is not None:
+            out["started_at"] = self.started_at
+        out.update(self.detail)
+        return out
+
+
+class Backend(ABC):
+    """Starts, stops and inspects services. Every method that changes something
+    must refuse prod unless the backend allows it (local prod start/stop for the demo)."""
+
+    name: str = "base"
+
+    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path) -> None:
+        self.spec = spec
+        self.workspace_id = workspace_id
+        self.state_dir = state_dir
+
+    @abstractmethod
+    def allocate_ports(self, ctx: EnvContext) -> dict[str, int]:
+        """Free host ports for a clone's services (prod keeps its declared ports)."""
+
+    @abstractmethod
+    def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """Start every service and wait until healthy; raise BackendError with the log tail."""
+
+    @abstractmethod
+    def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """Stop every service (TERM, then KILL after a grace period)."""
+
+    @abstractmethod
+    def status(self, ctx: EnvContext) -> dict[str, ServiceStatus]:
+        """The state of every service; never raises for a service that is not running."""
+
+    @abstractmethod
+    def logs(self, ctx: EnvContext, service: str, follow: bool = False, lines: int = 200) -> Iterator[str]:
+        """A service's output, the last ``lines`` lines, then new ones when ``follow``."""
+
+    def create(self, ctx: EnvContext, progress: Progress | None = None) -> None:  # noqa: B027
+        """Make what a clone needs before its stores are copied (docker: network, volumes)."""
+
+    def destroy(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """Remove everything the backend made for a clone. Idempotent."""
+        self.stop(ctx, progress)
+
+    def describe(self, ctx: EnvContext) -> dict[str, dict[str, Any]]:
+        """Normalised runtime settings per service, for the services diff."""
+        return {}

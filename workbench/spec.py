@@ -1,0 +1,470 @@
+"""repro.yaml: load, validate and describe a workspace's configuration.
+
+Every error names ``repro.yaml:LINE:COL``, says what was expected and, for a typo,
+suggests the nearest valid key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from workbench.errors import InvalidInput
+from workbench.names import name_problem
+
+SPEC_FILE = "repro.yaml"
+BACKENDS = ("local", "docker")
+STORE_TYPES = ("sqlite", "postgres", "files")
+SCRUB_STRATEGIES = ("email", "name", "phone", "null", "hash", "constant", "keep")
+
+TOP_KEYS = ("name", "backend", "prod", "services", "stores", "clone", "config_files", "secrets",
+            "not_secrets", "docker")
+PROD_KEYS = ("branch", "compose_project")
+CLONE_KEYS = ("overrides", "scrub")
+OVERRIDE_KEYS = ("env", "services")
+LOCAL_SERVICE_KEYS = ("command", "port", "env", "health", "cwd", "start_timeout")
+DOCKER_SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env", "ports", "volumes",
+                       "depends_on", "healthcheck", "health", "working_dir", "user", "port")
+STORE_KEYS = {
+    "sqlite": ("type", "path"),
+    "files": ("type", "path"),
+    "postgres": ("type", "service", "database", "user", "password", "port", "volume"),
+}
+DOCKER_KEYS = ("bind_mounts", "pause_prod_for_copy")
+
+
+@dataclass
+class Health:
+    kind: str  # "tcp" | "http" | "none"
+    path: str = "/"
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    command: str | list[str] | None = None
+    port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    health: Health = field(default_factory=lambda: Health("none"))
+    cwd: str | None = None
+    start_timeout: float = 15.0
+    # docker subset
+    image: str | None = None
+    entrypoint: str | list[str] | None = None
+    ports: list[str] = field(default_factory=list)
+    volumes: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)
+    healthcheck: dict[str, Any] | None = None
+    working_dir: str | None = None
+    user: str | None = None
+
+    def declared(self) -> dict[str, Any]:
+        """The settings as declared (templates unexpanded), for diffs and status."""
+        out: dict[str, Any] = {"command": self.command, "env": dict(self.env), "port": self.port,
+                               "health": None if self.health.kind == "none" else
+                               (f"http:{self.health.path}" if self.health.kind == "http" else "tcp")}
+        if self.image:
+            out.update(image=self.image, entrypoint=self.entrypoint, ports=list(self.ports),
+                       volumes=list(self.volumes), depends_on=list(self.depends_on))
+        return out
+
+
+@dataclass
+class StoreSpec:
+    name: str
+    type: str
+    path: str | None = None
+    service: str | None = None
+    database: str | None = None
+    user: str | None = None
+    password: str | None = None
+    port: int | None = None
+    volume: str | None = None
+
+
+@dataclass
+class ScrubRule:
+    store: str
+    table: str  # may include schema: "public.customer"
+    column: str
+    strategy: str
+    value: Any = None  # for constant
+
+    @property
+    def target(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+@dataclass
+class Spec:
+    root: Path
+    name: str
+    backend: str = "local"
+    prod_branch: str = "main"
+    compose_project: str | None = None
+    services: dict[str, ServiceSpec] = field(default_factory=dict)
+    stores: dict[str, StoreSpec] = field(default_factory=dict)
+    override_env: dict[str, str] = field(default_factory=dict)
+    override_services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scrub: list[ScrubRule] = field(default_factory=list)
+    config_files: list[str] = field(default_factory=list)
+    secrets: list[str] = field(default_factory=list)
+    not_secrets: list[str] = field(default_factory=list)
+    docker: dict[str, Any] = field(default_factory=dict)
+
+    def scrub_rules(self, store: str) -> list[ScrubRule]:
+        return [r for r in self.scrub if r.store == store]
+
+    def store_path(self, store: StoreSpec) -> Path:
+        assert store.path is not None
+        p = Path(store.path).expanduser()
+        return p if p.is_absolute() else self.root / p
+
+
+class _Loc:
+    """Line and column of a node, for error messages (1-based)."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+
+    def of_key(self, parent: Any, key: Any) -> str:
+        try:
+            line, col = parent.lc.key(key)
+            return f"{self.file}:{line + 1}:{col + 1}"
+        except Exception:
+            return self.of(parent)
+
+    def of_value(self, parent: Any, key: Any) -> str:
+        try:
+            if isinstance(parent, CommentedSeq):
+                line, col = parent.lc.item(key)
+            else:
+                line, col = parent.lc.value(key)
+            return f"{self.file}:{line + 1}:{col + 1}"
+        except Exception:
+            return self.of_key(parent, key)
+
+    def of(self, node: Any) -> str:
+        try:
+            return f"{self.file}:{node.lc.line + 1}:{node.lc.col + 1}"
+        except Exception:
+            return f"{self.file}:1:1"
+
+
+def _bad(where: str, what: str, hint: str | None = None) -> InvalidInput:
+    return InvalidInput(f"{where}: {what}", hint)
+
+
+def _suggest(key: str, valid: tuple[str, ...] | list[str]) -> str:
+    close = difflib.get_close_matches(str(key), list(valid), n=1, cutoff=0.6)
+    if close:
+        return f"Did you mean '{close[0]}'? Valid keys here: {', '.join(valid)}."
+    return f"Valid keys here: {', '.join(valid)}."
+
+
+def _check_keys(loc: _Loc, node: Any, valid: tuple[str, ...], where: str) -> None:
+    for key in node:
+        if key not in valid:
+            raise _bad(loc.of_key(node, key), f"unknown key '{key}' in {where}.", _suggest(key, valid))
+
+
+def _mapping(loc: _Loc, parent: Any, key: Any, what: str, optional: bool = True) -> CommentedMap:
+    value = parent.get(key) if isinstance(parent, dict) else None
+    if value is None:
+        if optional:
+            return CommentedMap()
+        raise _bad(loc.of(parent), f"'{key}' is missing: {what} is required.")
+    if not isinstance(value, dict):
+        raise _bad(loc.of_value(parent, key), f"'{key}' must be a mapping ({what}), not {_kind(value)}.")
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if value is None:
+        return "empty"
+    return f"text ({str(value)[:40]!r})"
+
+
+def _str(loc: _Loc, parent: Any, key: Any, what: str) -> str:
+    value = parent[key]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise _bad(loc.of_value(parent, key), f"'{key}' must be text ({what}), not {_kind(value)}.")
+    return str(value)
+
+
+def _env_map(loc: _Loc, parent: Any, key: Any) -> dict[str, str]:
+    node = parent.get(key)
+    if node is None:
+        return {}
+    if isinstance(node, list):  # docker style: ["A=1", "B=2"]
+        out = {}
+        for i, item in enumerate(node):
+            if not isinstance(item, str) or "=" not in item:
+                raise _bad(loc.of_value(node, i), "environment entries must read NAME=value.")
+            k, v = item.split("=", 1)
+            out[k] = v
+        return out
+    if not isinstance(node, dict):
+        raise _bad(loc.of_value(parent, key), f"'{key}' must be a mapping of NAME: value, not {_kind(node)}.")
+    out = {}
+    for k, v in node.items():
+        if isinstance(v, (dict, list)):
+            raise _bad(loc.of_value(node, k), f"the value of '{k}' must be text, not {_kind(v)}.")
+        out[str(k)] = "" if v is None else (str(v).lower() if isinstance(v, bool) else str(v))
+    return out
+
+
+def _port(loc: _Loc, parent: Any, key: Any) -> int | None:
+    value = parent.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise _bad(loc.of_value(parent, key), f"'{key}' must be a port number 1-65535, not {_kind(value)}.")
+    return value
+
+
+def _str_list(loc: _Loc, parent: Any, key: Any) -> list[str]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, (str, int)) for v in value):
+        raise _bad(loc.of_value(parent, key), f"'{key}' must be a list of text.")
+    return [str(v) for v in value]
+
+
+def _health(loc: _Loc, node: Any, port: int | None) -> Health:
+    value = node.get("health")
+    if value is None:
+        return Health("tcp") if port else Health("none")
+    if value in ("tcp", True):
+        return Health("tcp")
+    if value in ("none", False):
+        return Health("none")
+    if isinstance(value, str) and (value.startswith("http:") or value.startswith("/")):
+        path = value[5:] if value.startswith("http:") else value
+        return Health("http", path or "/")
+    if isinstance(value, dict) and set(value) <= {"http", "tcp"}:
+        if "http" in value:
+            return Health("http", str(value["http"]))
+        return Health("tcp")
+    raise _bad(loc.of_value(node, "health"), f"'health' must be 'tcp', 'none' or an HTTP path like '/health', not {_kind(value)}.")
+
+
+def _parse_scrub(loc: _Loc, node: CommentedMap, stores: dict[str, StoreSpec]) -> list[ScrubRule]:
+    rules = []
+    for store, cols in node.items():
+        if store not in stores:
+            raise _bad(loc.of_key(node, store), f"scrub rules name the store '{store}', which is not under 'stores'.",
+                       _suggest(store, list(stores)) if stores else "Declare the store under 'stores' first.")
+        if stores[store].type == "files":
+            raise _bad(loc.of_key(node, store), f"the store '{store}' is a folder: scrub rules apply to databases only.")
+        if not isinstance(cols, dict):
+            raise _bad(loc.of_value(node, store), f"scrub rules of '{store}' must be a mapping of table.column: strategy.")
+        for target, strategy in cols.items():
+            where = loc.of_key(cols, target)
+            parts = str(target).split(".")
+            if len(parts) not in (2, 3) or not all(parts):
+                raise _bad(where, f"scrub rule '{target}' must name [schema.]table.column, e.g. users.email.")
+            value = None
+            if strategy is None:
+                strategy = "null"
+            elif isinstance(strategy, dict):
+                if list(strategy) != ["constant"]:
+                    raise _bad(loc.of_value(cols, target), "a mapping strategy must be {constant: VALUE}.")
+                value = strategy["constant"]
+                strategy = "constant"
+            elif isinstance(strategy, str) and strategy.startswith("constant:"):
+                value = strategy.split(":", 1)[1].strip()
+                strategy = "constant"
+            if strategy not in SCRUB_STRATEGIES:
+                raise _bad(loc.of_value(cols, target), f"unknown scrub strategy '{strategy}'.",
+                           _suggest(str(strategy), SCRUB_STRATEGIES).replace("Valid keys", "Strategies"))
+            rules.append(ScrubRule(store, ".".join(parts[:-1]), parts[-1], str(strategy), value))
+    return rules
+
+
+def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec:
+    valid = LOCAL_SERVICE_KEYS if backend == "local" else DOCKER_SERVICE_KEYS
+    if not isinstance(node, dict):
+        raise InvalidInput(f"{loc.of(node) if hasattr(node, 'lc') else loc.file}: service '{name}' must be a mapping.")
+    _check_keys(loc, node, valid, f"service '{name}' ({backend} backend)")
+    svc = ServiceSpec(name=name)
+    if "command" in node:
+        cmd = node["command"]
+        if isinstance(cmd, list):
+            svc.command = [str(c) for c in cmd]
+        elif isinstance(cmd, str):
+            svc.command = cmd
+        else:
+            raise _bad(loc.of_value(node, "command"), f"'command' must be text or a list, not {_kind(cmd)}.")
+    if backend == "local" and not svc.command:
+        raise _bad(loc.of_key(node, next(iter(node), name)) if node else loc.file,
+                   f"service '{name}' needs a 'command' (the local backend runs it as a process).")
+    svc.port = _port(loc, node, "port")
+    svc.env = _env_map(loc, node, "env")
+    svc.env.update(_env_map(loc, node, "environment"))
+    svc.health = _health(loc, node, svc.port)
+    if "cwd" in node:
+        svc.cwd = _str(loc, node, "cwd", "a folder relative to the worktree")
+    if "start_timeout" in node:
+        t = node["start_timeout"]
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or t <= 0:
+            raise _bad(loc.of_value(node, "start_timeout"), "'start_timeout' must be a number of seconds.")
+        svc.start_timeout = float(t)
+    if backend == "docker":
+        if "image" not in node:
+            raise _bad(loc.of(node), f"service '{name}' needs an 'image' (the docker backend runs containers).")
+        svc.image = _str(loc, node, "image", "an image name")
+        if "entrypoint" in node:
+            e = node["entrypoint"]
+            svc.entrypoint = [str(x) for x in e] if isinstance(e, list) else str(e)
+        svc.ports = _str_list(loc, node, "ports")
+        svc.volumes = _str_list(loc, node, "volumes")
+        svc.depends_on = _str_list(loc, node, "depends_on")
+        if "healthcheck" in node:
+            hc = node["healthcheck"]
+            if not isinstance(hc, dict):
+                raise _bad(loc.of_value(node, "healthcheck"), "'healthcheck' must be a mapping with 'test'.")
+            svc.healthcheck = dict(hc)
+        for k in ("working_dir", "user"):
+            if k in node:
+                setattr(svc, k, _str(loc, node, k, k))
+    return svc
+
+
+def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
+    loc = _Loc(file)
+    yaml = YAML()
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
+        raise InvalidInput(f"{where}: this is not valid YAML: {exc.problem or exc.context}.",
+                           "Check the indentation and the quoting on that line.") from None
+    except YAMLError as exc:
+        raise InvalidInput(f"{file}: this is not valid YAML: {exc}.") from None
+    if data is None:
+        raise InvalidInput(f"{file}:1:1: the file is empty.", "Start from the example in README (section repro.yaml).")
+    if not isinstance(data, dict):
+        raise InvalidInput(f"{file}:1:1: the top level must be a mapping of keys (name, backend, services, ...), not {_kind(data)}.")
+    _check_keys(loc, data, TOP_KEYS, "the top level")
+    if "name" not in data:
+        raise InvalidInput(f"{file}:1:1: 'name' is missing: the workspace needs a name, e.g. 'name: shop'.")
+    spec = Spec(root=root, name=_str(loc, data, "name", "the workspace's name"))
+    if "backend" in data:
+        backend = data["backend"]
+        if backend not in BACKENDS:
+            raise _bad(loc.of_value(data, "backend"), f"unknown backend {backend!r}.",
+                       f"Use one of: {', '.join(BACKENDS)}.")
+        spec.backend = backend
+    prod = _mapping(loc, data, "prod", "prod's branch")
+    _check_keys(loc, prod, PROD_KEYS, "'prod'")
+    if "branch" in prod:
+        spec.prod_branch = _str(loc, prod, "branch", "a git branch")
+    if "compose_project" in prod:
+        if spec.backend != "docker":
+            raise _bad(loc.of_key(prod, "compose_project"), "'compose_project' needs 'backend: docker'.")
+        spec.compose_project = _str(loc, prod, "compose_project", "a docker compose project name")
+    services = _mapping(loc, data, "services", "services by name")
+    for name, node in services.items():
+        problem = name_problem(str(name).replace("_", "-"))
+        if problem:
+            raise _bad(loc.of_key(services, name), f"invalid service name '{name}': {problem}.")
+        spec.services[str(name)] = _parse_service(loc, str(name), node, spec.backend)
+    stores = _mapping(loc, data, "stores", "stores by name")
+    for name, node in stores.items():
+        where = loc.of_key(stores, name)
+        if not isinstance(node, dict):
+            raise _bad(loc.of_value(stores, name), f"store '{name}' must be a mapping with 'type'.")
+        if "type" not in node:
+            raise _bad(where, f"store '{name}' needs a 'type': one of {', '.join(STORE_TYPES)}.")
+        kind = node["type"]
+        if kind not in STORE_TYPES:
+            raise _bad(loc.of_value(node, "type"), f"unknown store type {kind!r}.", _suggest(str(kind), STORE_TYPES).replace("Valid keys here", "Store types"))
+        _check_keys(loc, node, STORE_KEYS[kind], f"store '{name}' ({kind})")
+        st = StoreSpec(name=str(name), type=kind)
+        if kind in ("sqlite", "files"):
+            if "path" not in node:
+                raise _bad(where, f"store '{name}' needs a 'path' (relative to the workspace root, or absolute).")
+            st.path = _str(loc, node, "path", "a path")
+        else:
+            if spec.backend != "docker":
+                raise _bad(where, f"store '{name}': postgres stores need 'backend: docker'.")
+            for k in ("service", "database", "user"):
+                if k not in node:
+                    raise _bad(where, f"store '{name}' needs '{k}'.")
+                setattr(st, k, _str(loc, node, k, k))
+            if "password" in node:
+                st.password = _str(loc, node, "password", "a password")
+            if "volume" in node:
+                st.volume = _str(loc, node, "volume", "a volume name")
+            st.port = _port(loc, node, "port")
+        spec.stores[str(name)] = st
+    clone = _mapping(loc, data, "clone", "what clones get")
+    _check_keys(loc, clone, CLONE_KEYS, "'clone'")
+    overrides = _mapping(loc, clone, "overrides", "overrides")
+    _check_keys(loc, overrides, OVERRIDE_KEYS, "'clone.overrides'")
+    spec.override_env = _env_map(loc, overrides, "env")
+    svc_over = _mapping(loc, overrides, "services", "per-service overrides")
+    for sname, node in svc_over.items():
+        if sname not in spec.services:
+            raise _bad(loc.of_key(svc_over, sname), f"overrides name the service '{sname}', which is not under 'services'.",
+                       _suggest(str(sname), list(spec.services)))
+        if not isinstance(node, dict):
+            raise _bad(loc.of_value(svc_over, sname), "a service override must be a mapping (e.g. env: {...}).")
+        _check_keys(loc, node, ("env", "command"), f"overrides of '{sname}'")
+        spec.override_services[str(sname)] = {"env": _env_map(loc, node, "env"),
+                                              **({"command": node["command"]} if "command" in node else {})}
+    scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
+    spec.scrub = _parse_scrub(loc, scrub, spec.stores)
+    spec.config_files = _str_list(loc, data, "config_files")
+    spec.secrets = _str_list(loc, data, "secrets")
+    spec.not_secrets = _str_list(loc, data, "not_secrets")
+    docker = _mapping(loc, data, "docker", "docker settings")
+    _check_keys(loc, docker, DOCKER_KEYS, "'docker'")
+    if "bind_mounts" in docker and docker["bind_mounts"] not in ("copy", "share-readonly"):
+        raise _bad(loc.of_value(docker, "bind_mounts"), "'bind_mounts' must be 'copy' or 'share-readonly'.")
+    spec.docker = dict(docker)
+    for sname, svc in spec.services.items():
+        for dep in svc.depends_on:
+            if dep not in spec.services:
+                raise InvalidInput(f"{file}: service '{sname}' depends on '{dep}', which is not under 'services'.")
+    for st in spec.stores.values():
+        if st.service and st.service not in spec.services and not spec.compose_project:
+            raise InvalidInput(f"{file}: store '{st.name}' names the service '{st.service}', which is not under 'services'.")
+    return spec
+
+
+def load_spec(root: Path, file: Path | None = None) -> Spec:
+    path = file or root / SPEC_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"{path}: no repro.yaml here.", "Create one (see README, section repro.yaml) or run: repro-tui demo") from None
+    except OSError as exc:
+        raise InvalidInput(f"{path}: cannot read it: {exc.strerror}.") from None
+    if len(raw) > 1_000_000:
+        raise InvalidInput(f"{path.name}: the file is {len(raw) // 1024} KB; a repro.yaml is at most 1 MB.")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InvalidInput(f"{path.name}:{line}: the file is not UTF-8 text.", "Save it as UTF-8.") from None
+    return parse_spec(text, root, file=path.name if file is None else str(path))

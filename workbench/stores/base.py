@@ -1,0 +1,302 @@
+"""What the engine asks of a store, and the folder layout shared by local stores.
+
+A local store's copy for one environment is one folder, ``.repro/data/ENV/STORE/``,
+so that a reset is a rename of whole folders (a SQLite file moves with its ``-wal``
+and ``-journal`` files):
+
+    .repro/data/ENV/STORE/            the live copy the clone's services use
+    .repro/snapshots/ENV/SNAP/STORE/  immutable copies (files made read-only)
+    .repro/ready/ENV/STORE/           a ready copy of one snapshot, for an instant reset
+    .repro/ready/ENV/STORE.json       which snapshot the ready copy holds (written first)
+    .repro/undo/ENV/STORE/            what the last reset replaced, for undo
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workbench.spec import ScrubRule, Spec, StoreSpec
+
+Progress = Callable[[str], None]
+
+
+class Store(ABC):
+    """One store of the workspace, for every environment."""
+
+    def __init__(self, spec: Spec, store: StoreSpec, repro_dir: Path) -> None:
+        self.spec = spec
+        self.store = store
+        self.name = store.name
+        self.repro_dir = repro_dir
+
+    # where things are ----------------------------------------------------------
+    @abstractmethod
+    def prod_location(self) -> str:
+        """prod's copy: a path, or a connection string without a password."""
+
+    @abstractmethod
+    def location(self, env: str) -> str:
+        """A clone's copy, as ``{stores.NAME.path}`` expands to."""
+
+    def snapshot_location(self, env: str, snapshot: str) -> str:
+        return self.location(env)
+
+    # checks ------------------------------------------------------------------
+    def check(self, rules: list[ScrubRule]) -> None:  # noqa: B027
+        """Raise InvalidInput/Refused if prod's data is missing or a scrub rule names
+        an unknown table or column. Runs before anything is copied."""
+
+    # operations --------------------------------------------------------------
+    @abstractmethod
+    def fork(self, dest: str, source: str | None, source_snapshot: str | None,
+             rules: list[ScrubRule], progress: Progress | None = None) -> None:
+        """Make ``dest``'s copy: from prod (source None, scrubbed), from a clone's live
+        copy, or from one of its snapshots (as it is, not scrubbed twice)."""
+
+    @abstractmethod
+    def snapshot(self, env: str, snapshot: str) -> None: ...
+
+    @abstractmethod
+    def delete_snapshot(self, env: str, snapshot: str) -> None: ...
+
+    @abstractmethod
+    def make_ready(self, env: str, snapshot: str, snapshot_id: str) -> None:
+        """Prepare a copy of ``snapshot`` that a reset can swap in at once."""
+
+    @abstractmethod
+    def ready_for(self, env: str) -> str | None:
+        """The snapshot id the ready copy holds, or None."""
+
+    @abstractmethod
+    def reset(self, env: str, snapshot: str, snapshot_id: str) -> bool:
+        """Swap in the snapshot's data (services are stopped). Returns True when the
+        ready copy was used (instant), False when the snapshot had to be copied."""
+
+    @abstractmethod
+    def undo_reset(self, env: str) -> None:
+        """Swap back the state the last reset replaced (and keep the other for redo)."""
+
+    @abstractmethod
+    def has_undo(self, env: str) -> bool: ...
+
+    @abstractmethod
+    def destroy(self, env: str) -> None:
+        """Remove every copy the clone owns. Idempotent."""
+
+    def recover(self, env: str) -> None:  # noqa: B027
+        """Make the live copy whole after an interrupted reset. Idempotent."""
+
+    @abstractmethod
+    def size(self, env: str, snapshot: str | None = None) -> int:
+        """Bytes used by the live copy, or by one snapshot."""
+
+    def fingerprint(self, location: str) -> str:
+        """A cheap token that changes when the data changes."""
+        return ""
+
+
+# --- local folder stores --------------------------------------------------------
+
+def _rmtree(path: Path) -> None:
+    if not path.exists() and not path.is_symlink():
+        return
+
+    def onerror(func, p, exc_info):  # read-only snapshot files
+        os.chmod(os.path.dirname(p), 0o700)
+        try:
+            os.chmod(p, 0o600)
+        except OSError:
+            pass
+        func(p)
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, onerror=onerror)
+    else:
+        path.unlink()
+
+
+def make_read_only(path: Path) -> None:
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(root, f)
+            mode = os.stat(p).st_mode
+            os.chmod(p, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+
+
+def make_writable(path: Path) -> None:
+    for root, dirs, files in os.walk(path):
+        for f in files:
+            p = os.path.join(root, f)
+            os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
+
+
+def tree_size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            try:
+                total += os.lstat(os.path.join(root, f)).st_size
+            except OSError:
+                pass
+    return total
+
+
+class FolderStore(Store):
+    """A store whose copies are folders under ``.repro/`` (SQLite files, folders of files).
+
+    Subclasses say how prod is copied (with scrubbing) and how one copy of the
+    store's folder is copied to another (consistently, as fast as the disk allows)."""
+
+    @abstractmethod
+    def copy_from_prod(self, dest_dir: Path, rules: list[ScrubRule], progress: Progress | None) -> None:
+        """Fill the empty folder ``dest_dir`` from prod, scrubbed."""
+
+    @abstractmethod
+    def copy_dir(self, src_dir: Path, dest_dir: Path) -> None:
+        """Copy one copy of the store's folder (possibly live) into the new folder ``dest_dir``."""
+
+    @abstractmethod
+    def entry(self, folder: Path) -> Path:
+        """The path inside a store folder that services use (a file, or the folder)."""
+
+    # layout
+    def data_dir(self, env: str) -> Path:
+        return self.repro_dir / "data" / env / self.name
+
+    def snapshot_dir(self, env: str, snapshot: str) -> Path:
+        return self.repro_dir / "snapshots" / env / snapshot / self.name
+
+    def ready_dir(self, env: str) -> Path:
+        return self.repro_dir / "ready" / env / self.name
+
+    def ready_marker(self, env: str) -> Path:
+        return self.repro_dir / "ready" / env / f"{self.name}.json"
+
+    def undo_dir(self, env: str) -> Path:
+        return self.repro_dir / "undo" / env / self.name
+
+    def location(self, env: str) -> str:
+        return str(self.entry(self.data_dir(env)))
+
+    def snapshot_location(self, env: str, snapshot: str) -> str:
+        return str(self.entry(self.snapshot_dir(env, snapshot)))
+
+    def _fresh(self, final: Path) -> Path:
+        tmp = final.with_name(f".tmp-{final.name}")
+        _rmtree(tmp)
+        tmp.mkdir(parents=True)
+        return tmp
+
+    def fork(self, dest, source, source_snapshot, rules, progress=None):
+        final = self.data_dir(dest)
+        tmp = self._fresh(final)
+        if source is None:
+            self.copy_from_prod(tmp, rules, progress)
+        elif source_snapshot:
+            self.copy_dir(self.snapshot_dir(source, source_snapshot), tmp)
+            make_writable(tmp)
+        else:
+            self.copy_dir(self.data_dir(source), tmp)
+        _rmtree(final)
+        os.replace(tmp, final)
+
+    def snapshot(self, env, snapshot):
+        final = self.snapshot_dir(env, snapshot)
+        tmp = self._fresh(final)
+        self.copy_dir(self.data_dir(env), tmp)
+        make_read_only(tmp)
+        os.replace(tmp, final)
+
+    def delete_snapshot(self, env, snapshot):
+        _rmtree(self.snapshot_dir(env, snapshot))
+        _rmtree(self.snapshot_dir(env, snapshot).with_name(f".tmp-{self.name}"))
+
+    def make_ready(self, env, snapshot, snapshot_id):
+        final = self.ready_dir(env)
+        tmp = self._fresh(final)
+        self.copy_dir(self.snapshot_dir(env, snapshot), tmp)
+        make_writable(tmp)
+        _rmtree(final)
+        self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
+        os.replace(tmp, final)
+
+    def ready_for(self, env):
+        marker, folder = self.ready_marker(env), self.ready_dir(env)
+        if not marker.exists() or not folder.exists():
+            return None
+        try:
+            return json.loads(marker.read_text())["id"]
+        except (ValueError, KeyError, OSError):
+            return None
+
+    def reset(self, env, snapshot, snapshot_id):
+        data, undo = self.data_dir(env), self.undo_dir(env)
+        used_ready = self.ready_for(env) == snapshot_id
+        if not used_ready:
+            # no ready copy of this snapshot: copy it now, beside the live copy
+            tmp = self._fresh(self.ready_dir(env))
+            self.copy_dir(self.snapshot_dir(env, snapshot), tmp)
+            make_writable(tmp)
+            _rmtree(self.ready_dir(env))
+            self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
+            os.replace(tmp, self.ready_dir(env))
+        undo.parent.mkdir(parents=True, exist_ok=True)
+        trash = undo.with_name(f".trash-{self.name}")
+        _rmtree(trash)
+        if undo.exists():
+            os.replace(undo, trash)
+        if data.exists():
+            os.replace(data, undo)
+        os.replace(self.ready_dir(env), data)
+        self.ready_marker(env).unlink(missing_ok=True)
+        _rmtree(trash)
+        return used_ready
+
+    def recover(self, env):
+        data = self.data_dir(env)
+        if data.exists():
+            _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
+            return
+        if self.ready_dir(env).exists():  # cut off between the two renames of a reset
+            os.replace(self.ready_dir(env), data)
+            self.ready_marker(env).unlink(missing_ok=True)
+        elif self.undo_dir(env).exists():
+            os.replace(self.undo_dir(env), data)
+
+    def has_undo(self, env):
+        return self.undo_dir(env).exists()
+
+    def undo_reset(self, env):
+        data, undo = self.data_dir(env), self.undo_dir(env)
+        swap = data.with_name(f".swap-{self.name}")
+        _rmtree(swap)
+        os.replace(data, swap)
+        os.replace(undo, data)
+        os.replace(swap, undo)
+
+    def destroy(self, env):
+        for path in (self.data_dir(env), self.ready_dir(env), self.ready_marker(env), self.undo_dir(env),
+                     self.data_dir(env).with_name(f".tmp-{self.name}"),
+                     self.ready_dir(env).with_name(f".tmp-{self.name}")):
+            _rmtree(path)
+        snaps = self.repro_dir / "snapshots" / env
+        if snaps.exists():
+            for snap in snaps.iterdir():
+                _rmtree(snap / self.name)
+                _rmtree(snap / f".tmp-{self.name}")
+
+    def size(self, env, snapshot=None):
+        folder = self.snapshot_dir(env, snapshot) if snapshot else self.data_dir(env)
+        return tree_size(folder) if folder.exists() else 0
+
+    def describe(self) -> dict[str, Any]:
+        return {"type": self.store.type, "location": self.prod_location()}
