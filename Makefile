@@ -1,0 +1,60 @@
+# repro-tui: one entry point for trying, testing and checking the project.
+#
+#   make demo         build a demo workspace and open it (needs only Python 3.11+)
+#   make test         install the test tools and run the whole suite
+#   make check        ruff, mypy and the import contracts
+#   make screenshots  regenerate screenshots/ from the real app
+#   make bench        time the operations that must stay fast
+#
+# Installs are quiet and happen once: a stamp file in .venv records them, and only a
+# change to pyproject.toml (or a missing .venv) installs again.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -qq
+PYTEST_ARGS ?=
+
+STAMP := $(VENV)/.repro-installed
+STAMP_TEST := $(VENV)/.repro-installed-test
+
+.PHONY: demo test check screenshots bench venv clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	@echo "Installing repro-tui into $(VENV) ..."
+	$(PIP) install -e .
+	@touch $@
+
+# The test install is a superset of the plain one: it refreshes both stamps.
+$(STAMP_TEST): pyproject.toml | $(BIN)/python
+	@echo "Installing repro-tui and its test tools into $(VENV) ..."
+	$(PIP) install -e '.[test]'
+	@touch $(STAMP) $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/repro-tui demo
+
+test: $(STAMP_TEST)
+	@if [ -x scripts/test-setup.sh ]; then scripts/test-setup.sh; fi
+	$(BIN)/pytest -q $(PYTEST_ARGS)
+
+check: $(STAMP_TEST)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+screenshots: $(STAMP_TEST)
+	$(BIN)/python scripts/screenshots.py
+
+bench: $(STAMP_TEST)
+	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
+	else echo "bench/run.py is missing: nothing to time yet." >&2; exit 1; fi
+
+clean-venv:
+	rm -rf $(VENV)
