@@ -63,8 +63,8 @@ class Backend(ABC):
         self.state_dir = state_dir
 
     @abstractmethod
-    def allocate_ports(self, ctx: EnvContext) -> dict[str, int]:
-        """Free host ports for a clone's services (prod keeps its declared ports)."""
+    def allocate_ports(self, ctx: EnvContext, avoid: set[int]) -> dict[str, int]:
+        """Free host ports for a clone's services, none of them in ``avoid``."""
 
     @abstractmethod
     def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:

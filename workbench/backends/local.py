@@ -1,0 +1,303 @@
+"""The local backend: services are processes, each in its own process group, with a
+pid file and a log file under ``.repro/run/ENV/``. They keep running after repro-tui
+exits, as containers do."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
+from workbench.errors import BackendError
+from workbench.secrets import SecretPolicy, secret_values
+from workbench.spec import ServiceSpec
+
+STOP_GRACE = 5.0
+
+
+def _proc_start_time(pid: int) -> str | None:
+    """The kernel's start time of a process: guards against a reused pid."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+
+def free_port(avoid: set[int]) -> int:
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise BackendError("no free TCP port on 127.0.0.1.")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+class LocalBackend(Backend):
+    name = "local"
+
+    # settings -----------------------------------------------------------------
+    def allocate_ports(self, ctx: EnvContext, avoid: set[int]) -> dict[str, int]:
+        used = set(avoid)
+        out = {}
+        for name, svc in ctx.services.items():
+            if svc.port:
+                out[name] = free_port(used)
+                used.add(out[name])
+        return out
+
+    def service_env(self, ctx: EnvContext, svc: ServiceSpec) -> dict[str, str]:
+        env = dict(svc.env)
+        if not ctx.is_prod:
+            env.update(ctx.env_overrides)
+            env.update(ctx.service_overrides.get(svc.name, {}).get("env", {}))
+        return {k: self.expand(ctx, v) for k, v in env.items()}
+
+    def expand(self, ctx: EnvContext, text: str, quote: bool = False) -> str:
+        q = shlex.quote if quote else (lambda s: s)
+        values = {"port": str(ctx.ports.get("__current__", "")), "env": ctx.name, "worktree": q(str(ctx.worktree)),
+                  "python": q(sys.executable)}
+        for name, port in ctx.ports.items():
+            values[f"ports.{name}"] = str(port)
+        for name, path in ctx.store_paths.items():
+            values[f"stores.{name}.path"] = q(path)
+        out = text
+        for key, value in values.items():
+            out = out.replace("{" + key + "}", value)
+        return out
+
+    def command(self, ctx: EnvContext, svc: ServiceSpec) -> list[str]:
+        template = svc.command
+        if not ctx.is_prod and "command" in ctx.service_overrides.get(svc.name, {}):
+            template = ctx.service_overrides[svc.name]["command"]
+        sub = EnvContext(**{**ctx.__dict__, "ports": {**ctx.ports, "__current__": ctx.ports.get(svc.name, "")}})
+        if isinstance(template, list):
+            argv = [self.expand(sub, str(a)) for a in template]
+        else:
+            argv = shlex.split(self.expand(sub, str(template), quote=True))
+        if argv and argv[0] in ("python", "python3"):
+            argv[0] = sys.executable  # the interpreter repro-tui runs on: `python` may not be on PATH
+        return argv
+
+    # files ----------------------------------------------------------------------
+    def _pid_file(self, ctx: EnvContext, service: str) -> Path:
+        return ctx.run_dir / f"{service}.pid"
+
+    def log_file(self, ctx: EnvContext, service: str) -> Path:
+        return ctx.run_dir / f"{service}.log"
+
+    def _read_pid(self, ctx: EnvContext, service: str) -> dict | None:
+        try:
+            return json.loads(self._pid_file(ctx, service).read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _running_pid(self, ctx: EnvContext, service: str) -> int | None:
+        info = self._read_pid(ctx, service)
+        if not info:
+            return None
+        pid = info.get("pid")
+        if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
+            return int(pid)
+        return None
+
+    # operations -----------------------------------------------------------------
+    def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        started: list[str] = []
+        for name in self._order(ctx):
+            svc = ctx.services[name]
+            if self._running_pid(ctx, name):
+                continue
+            if progress:
+                progress(f"starting {name}")
+            port = ctx.ports.get(name)
+            if port and port_open(port):
+                raise BackendError(
+                    f"cannot start {ctx.name}/{name}: port {port} on 127.0.0.1 is already in use.",
+                    "Stop what uses it (ss -ltnp | grep :%d), or change the port in repro.yaml." % port)
+            argv = self.command(ctx, svc)
+            env = {**os.environ, **self.service_env(ctx, svc)}
+            if port:
+                env["PORT"] = str(port)
+            cwd = ctx.worktree / svc.cwd if svc.cwd else ctx.worktree
+            log = open(self.log_file(ctx, name), "ab")
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} in {ctx.name}\n".encode())
+            log.flush()
+            try:
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+            except OSError as exc:
+                raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
+                                   f"Check 'command' of service '{name}' in repro.yaml.") from None
+            finally:
+                log.close()
+            self._pid_file(ctx, name).write_text(json.dumps(
+                {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
+            started.append(name)
+            self._wait_healthy(ctx, name, svc, proc)
+
+    def _order(self, ctx: EnvContext) -> list[str]:
+        done: list[str] = []
+
+        def visit(n: str, seen: set[str]) -> None:
+            if n in done or n in seen:
+                return
+            seen.add(n)
+            for dep in ctx.services[n].depends_on:
+                if dep in ctx.services:
+                    visit(dep, seen)
+            done.append(n)
+
+        for n in ctx.services:
+            visit(n, set())
+        return done
+
+    def _wait_healthy(self, ctx: EnvContext, name: str, svc: ServiceSpec, proc: subprocess.Popen) -> None:
+        port = ctx.ports.get(name)
+        deadline = time.monotonic() + svc.start_timeout
+        delay = 0.01
+        while True:
+            code = proc.poll()
+            if code is not None:
+                self._pid_file(ctx, name).unlink(missing_ok=True)
+                raise BackendError(f"{ctx.name}/{name} exited with code {code} while starting. Its last lines:\n"
+                                   + self.tail(ctx, name, 5),
+                                   f"Full log: repro-tui logs {ctx.name} {name}")
+            if svc.health.kind == "none" or not port:
+                return
+            if svc.health.kind == "tcp" and port_open(port):
+                return
+            if svc.health.kind == "http" and port_open(port):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{svc.health.path}", timeout=1) as r:
+                        if r.status < 500:
+                            return
+                except urllib.error.HTTPError as exc:
+                    if exc.code < 500:
+                        return
+                except (OSError, urllib.error.URLError):
+                    pass
+            if time.monotonic() > deadline:
+                self._stop_one(ctx, name)
+                raise BackendError(
+                    f"{ctx.name}/{name} did not become healthy within {svc.start_timeout:.0f} s "
+                    f"({svc.health.kind} on port {port}). Its last lines:\n" + self.tail(ctx, name, 5),
+                    "Raise start_timeout in repro.yaml, or check the log: repro-tui logs " + ctx.name)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    def tail(self, ctx: EnvContext, name: str, lines: int) -> str:
+        try:
+            with open(self.log_file(ctx, name), "rb") as f:
+                f.seek(0, os.SEEK_END)
+                f.seek(max(0, f.tell() - 16384))
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return "  (no log)"
+        policy = SecretPolicy(self.spec.secrets, self.spec.not_secrets)
+        values = []
+        for svc in ctx.services.values():
+            values += secret_values(self.service_env(ctx, svc), policy)
+        text = policy.redact_text(text, values)
+        return "\n".join("  " + line for line in text.splitlines()[-lines:])
+
+    def _stop_one(self, ctx: EnvContext, name: str) -> None:
+        pid = self._running_pid(ctx, name)
+        if pid:
+            for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 2.0)):
+                try:
+                    os.killpg(pid, sig)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    os.kill(pid, sig)
+                deadline = time.monotonic() + wait
+                while time.monotonic() < deadline and _alive(pid):
+                    time.sleep(0.02)
+                if not _alive(pid):
+                    break
+        self._pid_file(ctx, name).unlink(missing_ok=True)
+
+    def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        names = list(reversed(self._order(ctx)))
+        # also stop services that ran but are no longer declared (a pid file without a service)
+        if ctx.run_dir.exists():
+            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names]
+        for name in names:
+            if progress and self._running_pid(ctx, name):
+                progress(f"stopping {name}")
+            self._stop_one(ctx, name)
+
+    def status(self, ctx: EnvContext) -> dict[str, ServiceStatus]:
+        out = {}
+        for name in ctx.services:
+            info = self._read_pid(ctx, name)
+            pid = self._running_pid(ctx, name)
+            if pid:
+                state = "running"
+            elif info:
+                state = "crashed"
+            else:
+                state = "stopped"
+            out[name] = ServiceStatus(name=name, state=state, port=ctx.ports.get(name), pid=pid,
+                                      started_at=info.get("started_at") if info and pid else None)
+        return out
+
+    def logs(self, ctx: EnvContext, service: str, follow: bool = False, lines: int = 200) -> Iterator[str]:
+        path = self.log_file(ctx, service)
+        policy = SecretPolicy(self.spec.secrets, self.spec.not_secrets)
+        values = []
+        for svc in ctx.services.values():
+            values += secret_values(self.service_env(ctx, svc), policy)
+        if not path.exists():
+            return
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 256 * 1024))
+            chunk = f.read().decode("utf-8", "replace").splitlines()
+            for line in chunk[-lines:]:
+                yield policy.redact_text(line, values)
+            while follow:
+                line_b = f.readline()
+                if not line_b:
+                    time.sleep(0.2)
+                    continue
+                yield policy.redact_text(line_b.decode("utf-8", "replace").rstrip("\n"), values)
+
+    def destroy(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        self.stop(ctx, progress)
+
+    def describe(self, ctx: EnvContext) -> dict[str, dict]:
+        return {name: {"command": svc.command, "env": self.service_env(ctx, svc), "port": ctx.ports.get(name)}
+                for name, svc in ctx.services.items()}

@@ -1,0 +1,28 @@
+"""The detached helper that prepares a ready copy of a snapshot, so the next reset is a rename.
+
+    python -m workbench.ready WORKSPACE ENV SNAPSHOT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from workbench.errors import ReproError
+
+
+def main(argv: list[str]) -> int:
+    from workbench.workspace import Workspace
+
+    root, env, snapshot = argv
+    try:
+        ws = Workspace(Path(root))
+        ws.make_ready(env, snapshot)
+    except ReproError as exc:
+        print(f"ready copy of {env}@{snapshot}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

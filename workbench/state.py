@@ -1,0 +1,182 @@
+"""The workspace's state: environments, snapshots and the journal, in ``.repro/state.db``.
+
+WAL mode, so that readers never wait for the writer.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import socket
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from workbench.model import JournalEntry, SnapshotInfo
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS envs (
+    name TEXT PRIMARY KEY,
+    created_at REAL NOT NULL,
+    source TEXT,
+    forked_commit TEXT,
+    branch TEXT NOT NULL,
+    ports TEXT NOT NULL DEFAULT '{}',
+    last_reset TEXT,
+    status TEXT NOT NULL DEFAULT 'ok'
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY,
+    env TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    seq INTEGER NOT NULL,
+    commit_sha TEXT,
+    tree_commit TEXT,
+    dirty INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (env, name)
+);
+CREATE TABLE IF NOT EXISTS journal (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    op TEXT NOT NULL,
+    env TEXT,
+    args TEXT NOT NULL DEFAULT '{}',
+    started_at REAL NOT NULL,
+    finished_at REAL,
+    outcome TEXT NOT NULL,
+    message TEXT,
+    user TEXT NOT NULL,
+    host TEXT NOT NULL,
+    steps TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+"""
+
+
+def _who() -> tuple[str, str]:
+    try:
+        user = getpass.getuser()
+    except Exception:
+        user = "unknown"
+    return user, socket.gethostname()
+
+
+class State:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA busy_timeout=30000")
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # meta
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # environments
+    def envs(self) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM envs ORDER BY created_at").fetchall()
+
+    def env(self, name: str) -> sqlite3.Row | None:
+        return self.db.execute("SELECT * FROM envs WHERE name=?", (name,)).fetchone()
+
+    def add_env(self, name: str, *, source: str, forked_commit: str | None, branch: str,
+                ports: dict[str, int], status: str) -> None:
+        self.db.execute("INSERT INTO envs (name, created_at, source, forked_commit, branch, ports, status) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (name, time.time(), source, forked_commit, branch, json.dumps(ports), status))
+
+    def update_env(self, name: str, **fields: Any) -> None:
+        if "ports" in fields:
+            fields["ports"] = json.dumps(fields["ports"])
+        cols = ", ".join(f"{k}=?" for k in fields)
+        self.db.execute(f"UPDATE envs SET {cols} WHERE name=?", (*fields.values(), name))
+
+    def remove_env(self, name: str) -> None:
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM snapshots WHERE env=?", (name,))
+            self.db.execute("DELETE FROM envs WHERE name=?", (name,))
+
+    def used_ports(self) -> set[int]:
+        out: set[int] = set()
+        for row in self.db.execute("SELECT ports FROM envs"):
+            out.update(json.loads(row[0]).values())
+        return out
+
+    # snapshots
+    def snapshots(self, env: str) -> list[SnapshotInfo]:
+        rows = self.db.execute("SELECT * FROM snapshots WHERE env=? ORDER BY seq", (env,)).fetchall()
+        return [self._snap(r) for r in rows]
+
+    def snapshot(self, env: str, name: str) -> SnapshotInfo | None:
+        row = self.db.execute("SELECT * FROM snapshots WHERE env=? AND name=?", (env, name)).fetchone()
+        return self._snap(row) if row else None
+
+    def snapshot_tree(self, env: str, name: str) -> str | None:
+        row = self.db.execute("SELECT tree_commit FROM snapshots WHERE env=? AND name=?", (env, name)).fetchone()
+        return row[0] if row else None
+
+    def add_snapshot(self, env: str, name: str, sid: str, commit: str | None, tree_commit: str | None,
+                     dirty: bool) -> None:
+        seq = self.db.execute("SELECT coalesce(max(seq), 0) + 1 FROM snapshots WHERE env=?", (env,)).fetchone()[0]
+        self.db.execute("INSERT INTO snapshots (id, env, name, created_at, seq, commit_sha, tree_commit, dirty) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (sid, env, name, time.time(), seq, commit, tree_commit, int(dirty)))
+
+    def remove_snapshot(self, env: str, name: str) -> None:
+        self.db.execute("DELETE FROM snapshots WHERE env=? AND name=?", (env, name))
+
+    @staticmethod
+    def _snap(r: sqlite3.Row) -> SnapshotInfo:
+        return SnapshotInfo(env=r["env"], name=r["name"], id=r["id"], created_at=r["created_at"],
+                            commit=r["commit_sha"], dirty=bool(r["dirty"]))
+
+    # journal
+    def begin(self, op: str, env: str | None, args: dict[str, Any]) -> int:
+        user, host = _who()
+        cur = self.db.execute(
+            "INSERT INTO journal (op, env, args, started_at, outcome, user, host) VALUES (?, ?, ?, ?, 'running', ?, ?)",
+            (op, env, json.dumps(args), time.time(), user, host))
+        return int(cur.lastrowid or 0)
+
+    def update_args(self, jid: int, args: dict[str, Any]) -> None:
+        self.db.execute("UPDATE journal SET args=? WHERE id=?", (json.dumps(args), jid))
+
+    def add_step(self, jid: int, step: str, seconds: float) -> None:
+        row = self.db.execute("SELECT steps FROM journal WHERE id=?", (jid,)).fetchone()
+        steps = json.loads(row[0]) if row else []
+        steps.append({"step": step, "seconds": round(seconds, 4)})
+        self.db.execute("UPDATE journal SET steps=? WHERE id=?", (json.dumps(steps), jid))
+
+    def finish(self, jid: int, outcome: str, message: str | None = None) -> None:
+        self.db.execute("UPDATE journal SET outcome=?, message=?, finished_at=? WHERE id=?",
+                        (outcome, message, time.time(), jid))
+
+    def pending(self) -> list[JournalEntry]:
+        rows = self.db.execute("SELECT * FROM journal WHERE outcome='running' ORDER BY id").fetchall()
+        return [self._entry(r) for r in rows]
+
+    def journal(self, env: str | None = None, limit: int = 50) -> list[JournalEntry]:
+        if env:
+            rows = self.db.execute("SELECT * FROM journal WHERE env=? ORDER BY id DESC LIMIT ?", (env, limit))
+        else:
+            rows = self.db.execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?", (limit,))
+        return [self._entry(r) for r in rows.fetchall()]
+
+    @staticmethod
+    def _entry(r: sqlite3.Row) -> JournalEntry:
+        return JournalEntry(id=r["id"], op=r["op"], env=r["env"], args=json.loads(r["args"]),
+                            started_at=r["started_at"], finished_at=r["finished_at"], outcome=r["outcome"],
+                            message=r["message"], user=r["user"], host=r["host"], steps=json.loads(r["steps"]))

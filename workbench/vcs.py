@@ -1,0 +1,193 @@
+"""Git: branches, worktrees, snapshots of a worktree, commits. Through GitPython."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import git
+from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+
+from workbench.errors import Refused
+
+
+def _err(exc: GitCommandError) -> str:
+    text = (exc.stderr or exc.stdout or str(exc)).strip()
+    text = text.replace("stderr: ", "").strip("' \n")
+    return text.splitlines()[-1] if text else str(exc)
+
+
+class Repo:
+    """The workspace's git repository (prod's checkout is its main worktree)."""
+
+    def __init__(self, root: Path) -> None:
+        try:
+            self.repo = git.Repo(root)
+        except (InvalidGitRepositoryError, NoSuchPathError):
+            raise Refused(f"{root} is not a git repository.",
+                          "repro-tui keeps code and config on git branches: run 'git init' and commit first.") from None
+        self.root = root
+        self.git = self.repo.git
+
+    def exclude_repro(self) -> None:
+        """Keep ``.repro/`` out of git through .git/info/exclude (never prod's .gitignore)."""
+        info = Path(self.repo.common_dir) / "info"
+        info.mkdir(parents=True, exist_ok=True)
+        exclude = info / "exclude"
+        text = exclude.read_text() if exclude.exists() else ""
+        if "/.repro/" not in text.splitlines():
+            exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "/.repro/\n")
+
+    def rev(self, ref: str) -> str | None:
+        try:
+            return self.git.rev_parse("--verify", "--quiet", f"{ref}^{{commit}}")
+        except GitCommandError:
+            return None
+
+    def branch_exists(self, branch: str) -> bool:
+        return self.rev(f"refs/heads/{branch}") is not None
+
+    def is_tracked(self, path: Path) -> bool:
+        try:
+            rel = path.resolve().relative_to(self.root.resolve())
+        except ValueError:
+            return False
+        try:
+            self.git.ls_files("--error-unmatch", "--", str(rel))
+            return True
+        except GitCommandError:
+            return False
+
+    # worktrees
+    def add_worktree(self, path: Path, branch: str, start: str) -> None:
+        try:
+            self.git.worktree("add", "--quiet", "-b", branch, str(path), start)
+        except GitCommandError as exc:
+            raise Refused(f"git could not make the worktree: {_err(exc)}") from None
+
+    def remove_worktree(self, path: Path) -> None:
+        try:
+            self.git.worktree("remove", "--force", "--force", str(path))
+        except GitCommandError:
+            pass
+        if path.exists():
+            import shutil
+
+            shutil.rmtree(path, ignore_errors=True)
+        self.git.worktree("prune")
+
+    def delete_branch(self, branch: str) -> None:
+        try:
+            self.git.branch("-D", branch)
+        except GitCommandError:
+            pass
+
+    def commits_not_in(self, branch: str, base: str) -> int:
+        try:
+            return int(self.git.rev_list("--count", f"{base}..{branch}"))
+        except GitCommandError:
+            return 0
+
+
+class Worktree:
+    """A clone's worktree (or prod's checkout)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.repo = git.Repo(path)
+        self.git = self.repo.git
+
+    def head(self) -> str:
+        return self.repo.head.commit.hexsha
+
+    def is_dirty(self) -> bool:
+        return self.repo.is_dirty(untracked_files=True)
+
+    def changed_files(self) -> list[str]:
+        out = self.git.status("--porcelain", "-uall", "-z")
+        files = []
+        parts = out.split("\0")
+        i = 0
+        while i < len(parts):
+            item = parts[i]
+            if len(item) > 3:
+                files.append(item[3:])
+                if item[0] in "RC":
+                    i += 1
+            i += 1
+        return files
+
+    def tree_commit(self, message: str) -> str:
+        """A commit of the worktree as it is (tracked changes and untracked files, .gitignore
+        respected), made without touching the index or the worktree."""
+        with tempfile.TemporaryDirectory() as tmp:
+            index = os.path.join(tmp, "index")
+            env = {"GIT_INDEX_FILE": index}
+            self.git.read_tree("HEAD", env=env)
+            self.git.add("-A", env=env)
+            tree = self.git.write_tree(env=env)
+        return self.git.commit_tree(tree, "-p", "HEAD", "-m", message)
+
+    def restore_tree(self, tree_commit: str) -> None:
+        """Make the worktree match a tree commit (its HEAD commit checked out, the rest as changes)."""
+        parent = self.git.rev_parse(f"{tree_commit}^")
+        self.git.reset("--hard", "--quiet", parent)
+        self.git.clean("-fdq")
+        self.git.read_tree(tree_commit)
+        self.git.checkout_index("-a", "-f")
+        self.git.reset("--quiet")
+
+    def keep_ref(self, ref: str, sha: str) -> None:
+        self.git.update_ref(ref, sha)
+
+    def drop_ref(self, ref: str) -> None:
+        try:
+            self.git.update_ref("-d", ref)
+        except GitCommandError:
+            pass
+
+    def identity(self) -> tuple[str | None, str | None]:
+        def get(key: str) -> str | None:
+            try:
+                return self.git.config("--get", key) or None
+            except GitCommandError:
+                return None
+
+        name = os.environ.get("GIT_AUTHOR_NAME") or get("user.name")
+        email = os.environ.get("GIT_AUTHOR_EMAIL") or get("user.email")
+        return name, email
+
+    def diff_text(self) -> str:
+        """The unified diff of every uncommitted change, untracked files included."""
+        with tempfile.TemporaryDirectory() as tmp:
+            env = {"GIT_INDEX_FILE": os.path.join(tmp, "index")}
+            self.git.read_tree("HEAD", env=env)
+            self.git.add("-A", env=env)
+            return self.git.diff("--cached", "HEAD", env=env)
+
+    def commit_all(self, message: str) -> str:
+        self.git.add("-A")
+        self.git.commit("-q", "-m", message)
+        return self.head()
+
+    def current_branch(self) -> str | None:
+        try:
+            return self.repo.active_branch.name
+        except TypeError:
+            return None
+
+    def merge(self, branch: str, message: str) -> None:
+        try:
+            self.git.merge("--no-edit", "-m", message, branch)
+        except GitCommandError as exc:
+            conflicts = [line[3:] for line in self.git.status("--porcelain").splitlines()
+                         if line[:2] in ("UU", "AA", "DU", "UD", "AU", "UA", "DD")]
+            try:
+                self.git.merge("--abort")
+            except GitCommandError:
+                pass
+            if conflicts:
+                raise Refused(f"the merge into prod's branch conflicts in: {', '.join(conflicts)}.",
+                              "Nothing was merged. Merge by hand, or rebase the clone's branch on prod's first.") from None
+            raise Refused(f"git could not merge: {_err(exc)}") from None
