@@ -200,7 +200,11 @@ def _fail(exc: ReproError, want_json: bool) -> int:
 def _open(args: argparse.Namespace):
     from workbench.workspace import Workspace
 
-    return Workspace.open(args.workspace)
+    ws = Workspace.open(args.workspace)
+    for entry in ws.try_recover():
+        sys.stderr.write(f"note: {entry.op} of {entry.env} had been cut off; it was "
+                         f"{'rolled back' if entry.op == 'fork' else 'recovered'}.\n")
+    return ws
 
 
 def run(args: argparse.Namespace, parser: Parser) -> int:

@@ -41,7 +41,9 @@ class WriterLock:
         finally:
             os.close(fd)
 
-    def acquire(self, what: str, timeout: float = 30.0, on_wait: Callable[[str], None] | None = None) -> None:
+    def acquire(self, what: str, timeout: float | None = None, on_wait: Callable[[str], None] | None = None) -> None:
+        if timeout is None:
+            timeout = float(os.environ.get("REPRO_LOCK_TIMEOUT", "60"))
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + timeout
         told = False

@@ -263,6 +263,23 @@ class Workspace:
             outcome = self._roll_back(entry.op, entry.args)
             self.state.finish(entry.id, outcome, f"{entry.op} was cut off; recovered by the next command")
 
+    def try_recover(self) -> list[JournalEntry]:
+        """Recover what was cut off if nobody is changing the workspace right now;
+        never waits (readers call it, and readers never wait)."""
+        if not self.state.pending():
+            return []
+        try:
+            self._lock.acquire("recover", timeout=0)
+        except Refused:
+            return []
+        try:
+            before = [e for e in self.state.pending()
+                      if not (e.op == "prepare-ready" and _pid_alive(e.args.get("pid")))]
+            self._recover()
+            return before
+        finally:
+            self._lock.release()
+
     def recover(self) -> list[JournalEntry]:
         """Take the lock just to recover whatever was cut off; returns what was recovered."""
         before = self.pending()
@@ -550,8 +567,9 @@ class Workspace:
                     self.backend.stop(ctx)
                 used_ready = True
                 with op.step("data swapped"):
-                    for store in self.stores.values():
+                    for name, store in self.stores.items():
                         used_ready = store.reset(env, target.name, target.id) and used_ready
+                        op.note(swapped=[*op.args.get("swapped", []), name])
                 if code:
                     tree = self.state.snapshot_tree(env, target.name)
                     if tree:
@@ -571,8 +589,20 @@ class Workspace:
         env = args["env"]
         if self.state.env(env) is None:
             return "rolled-back"
-        for store in self.stores.values():
-            store.recover(env)
+        # finish the reset: every store not yet swapped is swapped now
+        snap = self.state.snapshot(env, args["snapshot"])
+        for name, store in self.stores.items():
+            if name in args.get("swapped", []):
+                store.recover(env)
+            elif not store.recover(env) and snap is not None:
+                with self._ready_lock(env):
+                    store.reset(env, snap.name, snap.id)
+        if args.get("code") and snap is not None:
+            tree = self.state.snapshot_tree(env, snap.name)
+            if tree:
+                from workbench.vcs import Worktree
+
+                Worktree(self.worktree(env)).restore_tree(tree)
         self.state.update_env(env, last_reset=args["snapshot"])
         if args.get("was_running"):
             try:

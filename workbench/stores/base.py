@@ -90,8 +90,10 @@ class Store(ABC):
     def destroy(self, env: str) -> None:
         """Remove every copy the clone owns. Idempotent."""
 
-    def recover(self, env: str) -> None:  # noqa: B027
-        """Make the live copy whole after an interrupted reset. Idempotent."""
+    def recover(self, env: str) -> bool:
+        """Make the live copy whole after an interrupted reset. Idempotent. True when it
+        finished a swap that had been cut off between its renames."""
+        return False
 
     @abstractmethod
     def size(self, env: str, snapshot: str | None = None) -> int:
@@ -263,14 +265,22 @@ class FolderStore(Store):
 
     def recover(self, env):
         data = self.data_dir(env)
+        _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
+        swap = data.with_name(f".swap-{self.name}")
         if data.exists():
-            _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
-            return
-        if self.ready_dir(env).exists():  # cut off between the two renames of a reset
+            if swap.exists() and not self.undo_dir(env).exists():  # undo cut off after its 2nd rename
+                os.replace(swap, self.undo_dir(env))
+            return False
+        if swap.exists():  # undo cut off after its first rename: put things back
+            os.replace(swap, data)
+            return False
+        if self.ready_dir(env).exists():  # reset cut off between its two renames
             os.replace(self.ready_dir(env), data)
             self.ready_marker(env).unlink(missing_ok=True)
-        elif self.undo_dir(env).exists():
+            return True
+        if self.undo_dir(env).exists():
             os.replace(self.undo_dir(env), data)
+        return False
 
     def has_undo(self, env):
         return self.undo_dir(env).exists()
