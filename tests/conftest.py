@@ -157,3 +157,5 @@ def chinook(tmp_path: Path):
     git(root, "commit", "-q", "-m", "music")
     yield root
     _stop_everything(root)
+
+pytest_plugins = ["tests.conftest_docker"]

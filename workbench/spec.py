@@ -356,8 +356,13 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{file}:{mark.line + 1}:{mark.column + 1}" if mark else file
-        raise InvalidInput(f"{where}: this is not valid YAML: {exc.problem or exc.context}.",
-                           "Check the indentation and the quoting on that line.") from None
+        problem = str(exc.problem or exc.context).replace("'<stream end>'", "the end of the file")
+        context = ""
+        if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            context = f" ({exc.context} that starts at line {exc.context_mark.line + 1}, " \
+                      f"column {exc.context_mark.column + 1})"
+        raise InvalidInput(f"{where}: this is not valid YAML: {problem}{context}.",
+                           "Check the indentation, the brackets and the quoting there.") from None
     except YAMLError as exc:
         raise InvalidInput(f"{file}: this is not valid YAML: {exc}.") from None
     if data is None:
