@@ -158,4 +158,5 @@ def chinook(tmp_path: Path):
     yield root
     _stop_everything(root)
 
+
 pytest_plugins = ["tests.conftest_docker"]
