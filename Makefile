@@ -44,10 +44,13 @@ test: $(STAMP_TEST)
 	@if [ -x scripts/test-setup.sh ]; then scripts/test-setup.sh; fi
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
+# All three run, so one report shows every problem; the target fails if any did.
 check: $(STAMP_TEST)
-	$(BIN)/ruff check .
-	$(BIN)/mypy
-	$(BIN)/lint-imports
+	@status=0; \
+	echo "== ruff"; $(BIN)/ruff check . || status=1; \
+	echo "== mypy"; $(BIN)/mypy || status=1; \
+	echo "== import contracts"; $(BIN)/lint-imports || status=1; \
+	exit $$status
 
 screenshots: $(STAMP_TEST)
 	$(BIN)/python scripts/screenshots.py
