@@ -117,3 +117,13 @@ def test_a_second_writer_waits_or_fails_cleanly(shop):
     finally:
         lock.release()
     assert run_cli("fork", "prod", "b1", cwd=shop).returncode == 0
+
+
+def test_ctrl_c_during_a_fork_rolls_back_and_exits_130(shop):
+    r = run_cli("fork", "prod", "b1", cwd=shop,
+                env={"REPRO_FAULT": "fork:copy db + scrub", "REPRO_FAULT_SIGNAL": "INT"})
+    assert r.returncode == 130, r.stderr
+    assert "interrupted" in r.stderr and "Traceback" not in r.stderr
+    _assert_no_trace(shop, "b1")
+    log = json.loads(run_cli("log", "--json", cwd=shop).stdout)
+    assert log[0]["outcome"] == "rolled-back" and log[0]["message"] == "interrupted"

@@ -187,7 +187,8 @@ class Workspace:
         """Tests name a step (``REPRO_FAULT=op:step``) to be killed at, to prove recovery."""
         fault = os.environ.get("REPRO_FAULT")
         if fault and fault == f"{self._current_op}:{point}":
-            os.kill(os.getpid(), signal.SIGKILL)
+            sig = getattr(signal, "SIG" + os.environ.get("REPRO_FAULT_SIGNAL", "KILL"))
+            os.kill(os.getpid(), sig)
 
     _current_op = ""
 
