@@ -1,0 +1,112 @@
+"""The Textual application: one screen over one workspace.
+
+``make_app(ws)`` is the one way to build it — the CLI, the tests, the screenshot script
+and the benchmark all use it — and ``run_app(ws)`` runs it in the terminal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.screen import Screen
+
+from workbench.tui.keymap import keymap_path, load_keymap
+from workbench.tui.main_screen import MainScreen
+
+Clock = Callable[[], float]
+
+
+def styles_dir() -> Path:
+    """The stylesheets: inside the package in a wheel (``workbench/styles``), else the
+    repository's top-level ``styles/``."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "styles", here.parent.parent / "styles"):
+        if (candidate / "app.tcss").is_file():
+            return candidate
+    raise FileNotFoundError("the stylesheets (styles/app.tcss) are missing from this installation")
+
+
+class WorkbenchApp(App[int]):
+    """The workbench. It owns the workspace that operations use; readers open their own."""
+
+    CSS_PATH = str(styles_dir() / "app.tcss")
+    TITLE = "repro-tui"
+    ENABLE_COMMAND_PALETTE = False
+
+    def __init__(self, ws: Any, clock: Clock | None = None, *, mask: bool = False,
+                 keymap: dict[str, str] | None = None, keymap_file: Path | None = None,
+                 keymap_problems: list[str] | None = None, poll_interval: float = 1.0,
+                 watch_interval: float = 0.5) -> None:
+        super().__init__()
+        self.ws = ws
+        self.clock: Clock = clock or time.time
+        self.mask = mask
+        self.keymap = keymap or {}
+        self.keymap_file = keymap_file
+        self.keymap_problems = keymap_problems or []
+        self.poll_interval = poll_interval
+        self.watch_interval = watch_interval
+        self.workspace_name = ws.spec.name
+        self.prod_branch = ws.spec.prod_branch
+        self.backend_name = ws.spec.backend
+        self.has_services = bool(ws.spec.services)
+        if self.keymap:
+            self.set_keymap(self.keymap)
+
+    def get_default_screen(self) -> Screen:
+        return MainScreen()
+
+    async def on_load(self) -> None:
+        # Thread workers run in the loop's default executor; the poller, the live diff and a
+        # logs view run for long, so give operations room beside them.
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=16,
+                                                                           thread_name_prefix="repro-tui"))
+
+    def on_mount(self) -> None:
+        for problem in self.keymap_problems:
+            self.notify(problem, title="keymap", severity="warning", timeout=10)
+
+    # engine access for workers ------------------------------------------------------------
+    def open_reader(self) -> Any:
+        """A read-only Workspace of the same folder, for one worker thread (never shared)."""
+        return type(self.ws)(self.ws.root)
+
+    def log_reader(self, env: str) -> Callable[[str], list[str]]:
+        """A function that reads a service's last lines (called from the logs dialog's thread)."""
+        holder: dict[str, Any] = {}
+
+        def read(service: str) -> list[str]:
+            if "ws" not in holder:
+                holder["ws"] = self.open_reader()
+            return list(holder["ws"].logs(env, service, follow=False, lines=200))
+
+        return read
+
+    def action_quit(self) -> None:  # ctrl+q and friends end the workers too
+        if isinstance(self.screen, MainScreen):
+            self.screen.stop_workers()
+        self.exit(0)
+
+
+def make_app(ws: Any, clock: Clock | None = None, *, mask: bool = False, keymap_file: Path | None = None,
+             poll_interval: float = 1.0, watch_interval: float = 0.5) -> WorkbenchApp:
+    """The app for ``ws``. ``clock`` gives "now" for ages (tests pass a fixed one); ``mask``
+    hides ports, which change from run to run (snapshot tests); the keymap is read from
+    ``keymap_file`` (default: the user's config directory)."""
+    path = keymap_file or keymap_path()
+    keymap, problems = load_keymap(path)
+    return WorkbenchApp(ws, clock, mask=mask, keymap=keymap, keymap_file=path, keymap_problems=problems,
+                        poll_interval=poll_interval, watch_interval=watch_interval)
+
+
+def run_app(ws: Any) -> int:
+    """Run the screen in this terminal; returns the process exit code."""
+    app = make_app(ws)
+    result = app.run()
+    return int(result or 0) if app.return_code is None else app.return_code

@@ -1,0 +1,60 @@
+"""Which keys apply right now, and why the others do not.
+
+One pure function decides both what the footer offers (the screen's ``check_action``)
+and what a user is told when they press a key that cannot apply: the two never drift.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CLONE_ONLY = {
+    "snapshot": "snapshot",
+    "reset": "reset",
+    "choose_snapshot": "reset",
+    "undo_reset": "undoing a reset",
+    "promote": "promote",
+    "destroy": "destroy",
+    "compare": "comparing with a snapshot",
+}
+CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop"}
+
+
+@dataclass(frozen=True)
+class Situation:
+    """What the screen knows when a key is pressed."""
+
+    selected: str | None          # the selected environment's name
+    kind: str | None              # "prod" | "clone" | None (nothing listed yet)
+    state: str | None = None      # its state (running, stopped, pending, ...)
+    busy: str | None = None       # an operation under way ("fork b1"), if any
+    can_undo_reset: bool = False
+    has_services: bool = True
+    backend: str = "local"
+
+
+def refusal(action: str, s: Situation) -> str | None:
+    """Why ``action`` cannot run now, in the user's words; None when it can."""
+    if action in CHANGES and s.busy:
+        return f"wait: {s.busy} is under way (one change at a time)."
+    if action in CLONE_ONLY:
+        if s.kind != "clone":
+            what = CLONE_ONLY[action]
+            return f"prod is read-only: {what} is only possible on a clone. Select a clone, or fork one with f."
+        if s.state == "pending" and action != "destroy":
+            return f"{s.selected} has an operation that was cut off; it is recovered by the next change."
+    if action == "undo_reset" and not s.can_undo_reset:
+        return f"{s.selected} has no reset to undo: r resets it, then z takes that back."
+    if action == "start_stop":
+        if s.kind is None:
+            return "no environment is selected."
+        if s.kind == "prod" and s.backend != "local":
+            return "prod's containers are never started or stopped by repro-tui."
+        if not s.has_services:
+            return f"{s.selected} has no service to start or stop."
+    if action == "logs":
+        if s.kind is None:
+            return "no environment is selected."
+        if not s.has_services:
+            return "this workspace declares no service, so there are no logs."
+    return None

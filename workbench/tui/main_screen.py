@@ -1,0 +1,603 @@
+"""The one screen: environments on the left, the live diff on the right, the journal below.
+
+State lives in reactives (the selected environment, the operation under way, what the
+diff compares); layout lives in ``styles/app.tcss``. Every engine call runs in a thread
+worker and comes back as a message named as a past event; the screen never waits.
+
+Three kinds of workers, on purpose:
+
+* the *poller* reads the environments and the journal about once a second (its own
+  read-only Workspace, so it never shares a connection with an operation);
+* the *diff* worker watches the selected pair and posts each new report; it is the only
+  exclusive group (a new selection replaces it);
+* *operation* workers change the workspace (fork, reset, ...), one at a time, never
+  cancelled by the screen: an operation is the engine's to finish or roll back.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import events, on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.content import Content
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, OptionList, Static
+from textual.worker import get_current_worker
+
+from workbench.errors import ReproError
+from workbench.names import PROD
+from workbench.tui.availability import Situation, refusal
+from workbench.tui.dialogs.confirm import Confirmed, TypedConfirmDialog
+from workbench.tui.dialogs.fork import ForkDialog, ForkRequest
+from workbench.tui.dialogs.help import HelpDialog
+from workbench.tui.dialogs.logs import LogsDialog
+from workbench.tui.dialogs.promote import PromoteDialog, PromoteRequest
+from workbench.tui.dialogs.snapshots import ChooseDialog, SnapshotNameDialog
+from workbench.tui.keymap import KEYS, key_display
+from workbench.tui.messages import (
+    DiffComputed,
+    DiffFailed,
+    OperationFinished,
+    PreviewLoaded,
+    StepReported,
+    ViewsBuilt,
+    WorkspaceRead,
+)
+from workbench.tui.presentation import (
+    build_views,
+    duration,
+    env_line,
+    first_line,
+    title_text,
+)
+from workbench.tui.widgets.activity import Activity
+from workbench.tui.widgets.diff_view import DiffView
+from workbench.tui.widgets.environments import EnvList, SnapshotList
+
+if TYPE_CHECKING:
+    from workbench.tui.app import WorkbenchApp
+
+BIG_REPORT = 20_000
+"""Above this many changes, the diff pane's views are built in a worker."""
+
+
+def _error_text(exc: BaseException) -> str:
+    """The engine's message (and hint) for a ReproError; one line, never a traceback, otherwise."""
+    if isinstance(exc, ReproError):
+        return str(exc)
+    return f"unexpected error: {type(exc).__name__}: {first_line(str(exc))}"
+
+
+class MainScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(k.key, k.action, k.description, show=k.footer, tooltip=k.help, id=k.id) for k in KEYS
+    ]
+
+    selected: reactive[str | None] = reactive(None, bindings=True)
+    busy: reactive[str | None] = reactive(None, bindings=True)
+    compare_to: reactive[str] = reactive(PROD)
+    show_intended: reactive[bool] = reactive(False)
+    needle: reactive[str] = reactive("")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.envs: dict[str, Any] = {}
+        self.report: Any = None
+        self.generation = 0
+        self.diff_pending = False
+        self._busy_env: str | None = None
+        self._select_next: str | None = None
+        self._stop_diff: threading.Event | None = None
+        self._stop_poll = threading.Event()
+        self._kick = threading.Event()
+        self._diff_timer: Timer | None = None
+        self._filter_timer: Timer | None = None
+        self._reported_pending: set[int] = set()
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    # layout ---------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static("", id="title")
+        with Horizontal(id="body"):
+            with Vertical(id="left"):
+                yield EnvList(id="envs")
+                yield SnapshotList(id="snapshots")
+            yield DiffView(id="diff")
+        yield Activity(id="activity")
+        yield Footer(compact=True, show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#envs").border_title = "Environments"
+        self.query_one("#snapshots").border_title = "Snapshots"
+        self.query_one("#diff").border_title = "Diff"
+        self.query_one("#activity").border_title = "Activity"
+        self.query_one(DiffView).clear("reading the workspace …")
+        self._update_title()
+        self.query_one("#envs").focus()
+        self.poll()
+
+    def on_unmount(self) -> None:
+        self.stop_workers()
+
+    def stop_workers(self) -> None:
+        """Tell the long-running threads to end (they check these events often)."""
+        self._stop_poll.set()
+        self._kick.set()
+        if self._stop_diff is not None:
+            self._stop_diff.set()
+
+    # reading the workspace -------------------------------------------------------------
+    @work(thread=True, group="poll", exit_on_error=False)
+    def poll(self) -> None:
+        """Read environments and journal, post them when they change; wait ~1 s or a kick."""
+        worker = get_current_worker()
+        reader = None
+        last: Any = None
+        try:
+            reader = self.wb.open_reader()
+            while not worker.is_cancelled and not self._stop_poll.is_set():
+                try:
+                    envs = reader.list_envs()
+                    journal = reader.journal(limit=10)
+                    pending = reader.pending()
+                    seen = ([e.as_dict() for e in envs], [j.as_dict() for j in journal], [p.id for p in pending])
+                    if seen != last:
+                        last = seen
+                        self.post_message(WorkspaceRead(envs, journal, pending))
+                except ReproError as exc:
+                    self.post_message(OperationFinished("read", "", None, error=str(exc), severity="warning"))
+                self._kick.wait(self.wb.poll_interval)
+                self._kick.clear()
+        except Exception as exc:  # the workspace vanished, or is unreadable: say so, once
+            self.post_message(OperationFinished("read", "", None, error=_error_text(exc), severity="error"))
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def on_workspace_read(self, message: WorkspaceRead) -> None:
+        self.envs = {e.name: e for e in message.envs}
+        now = self.wb.clock()
+        busy_env = self._busy_env
+        lines = [env_line(e, now, busy=(self.busy.split(" ", 1)[0] if self.busy and e.name == busy_env else None),
+                          mask=self.wb.mask) for e in message.envs]
+        env_list = self.query_one(EnvList)
+        env_list.show(lines)
+        if self._select_next and self._select_next in self.envs:
+            env_list.select_name(self._select_next)
+            self._select_next = None
+        if self.selected not in self.envs:
+            self.selected = env_list.selected_name
+        self._show_snapshots()
+        self.query_one(Activity).show_journal(message.journal, now)
+        for entry in message.pending:
+            if entry.id not in self._reported_pending:
+                self._reported_pending.add(entry.id)
+                self.notify(f"{entry.op} of {entry.env} was cut off; the next change recovers it "
+                            "(or: repro-tui recover).", severity="warning", timeout=10)
+        self.refresh_bindings()
+
+    def _show_snapshots(self) -> None:
+        env = self.envs.get(self.selected or "")
+        snapshots = self.query_one(SnapshotList)
+        if env is None or env.kind == "prod":
+            snapshots.show([], self.wb.clock(), None, "prod has no snapshots; select a clone")
+        else:
+            snapshots.show(list(env.snapshots), self.wb.clock(), env.last_reset, "no snapshot yet: s takes one")
+
+    @on(OptionList.OptionHighlighted, "#envs")
+    def _env_highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        if event.option.id is not None and event.option.id != self.selected:
+            self.selected = event.option.id
+
+    def watch_selected(self, old: str | None, new: str | None) -> None:
+        self.compare_to = PROD
+        self._show_snapshots()
+        self._schedule_diff()
+
+    # the diff -------------------------------------------------------------------------
+    def diff_pair(self) -> tuple[str, str] | None:
+        """(left, right) for the selected clone: prod (or one of its snapshots) and the clone."""
+        env = self.envs.get(self.selected or "")
+        if env is None or env.kind != "clone":
+            return None
+        return self.compare_to, env.name
+
+    def _schedule_diff(self, delay: float = 0.1) -> None:
+        """Start the diff a moment after the selection settles (scrolling the list starts none)."""
+        if self._diff_timer is not None:
+            self._diff_timer.stop()
+        self._diff_timer = self.set_timer(delay, self.restart_diff)
+
+    def restart_diff(self) -> None:
+        if self._stop_diff is not None:
+            self._stop_diff.set()
+            self._stop_diff = None
+        self.generation += 1
+        self._update_title()
+        pair = self.diff_pair()
+        diff = self.query_one(DiffView)
+        if pair is None:
+            self.report = None
+            self.diff_pending = False
+            has_clones = any(e.kind == "clone" for e in self.envs.values())
+            hint = ("select a clone (↑ ↓) to see how it differs from prod" if has_clones
+                    else "no clone yet: f forks prod into one")
+            diff.clear(f"prod · {hint}" if self.envs else "reading the workspace …")
+            return
+        self.diff_pending = True
+        diff.set_status(f"{pair[0]} ↔ {pair[1]} · computing the diff …  (esc stops it)")
+        self._stop_diff = threading.Event()
+        self.watch_diff(pair[0], pair[1], self.generation, self._stop_diff)
+
+    @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
+    def watch_diff(self, left: str, right: str, generation: int, stop: threading.Event) -> None:
+        """The live diff: the engine's watch calls back with each new report until stopped."""
+        reader = None
+        try:
+            reader = self.wb.open_reader()
+
+            def deliver(report: Any) -> None:
+                if not stop.is_set():
+                    self.post_message(DiffComputed(left, right, report, generation))
+
+            watch = getattr(reader, "watch", None)
+            try:
+                watch(left, right, deliver, stop, interval=self.wb.watch_interval)
+            except TypeError:  # a watch without the interval option
+                watch(left, right, deliver, stop)
+        except Exception as exc:
+            if not stop.is_set():
+                self.post_message(DiffFailed(left, right, _error_text(exc), generation))
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def on_diff_computed(self, message: DiffComputed) -> None:
+        if message.generation != self.generation:
+            return
+        self.report = message.report
+        self.diff_pending = False
+        self._show_report()
+
+    def on_diff_failed(self, message: DiffFailed) -> None:
+        if message.generation != self.generation:
+            return
+        self.diff_pending = False
+        self.query_one(DiffView).set_status(f"{message.left} ↔ {message.right} · ✖ {first_line(message.message)}")
+        self.notify(message.message, title="diff failed", severity="error", timeout=8)
+
+    def _show_report(self) -> None:
+        if self.report is None:
+            return
+        size = len(self.report.config) + len(self.report.services) + len(self.report.data)
+        if size > BIG_REPORT:
+            self.query_one(DiffView).set_status(f"{self.report.left} ↔ {self.report.right} · "
+                                                f"arranging {size:,} changes …")
+            self.build_views(self.report, self.show_intended, self.needle, self.generation)
+        else:
+            self._apply_views(build_views(self.report, self.show_intended, self.needle))
+
+    @work(thread=True, exclusive=True, group="views", exit_on_error=False)
+    def build_views(self, report: Any, show_intended: bool, needle: str, generation: int) -> None:
+        self.post_message(ViewsBuilt(build_views(report, show_intended, needle), generation))
+
+    def on_views_built(self, message: ViewsBuilt) -> None:
+        views = message.views
+        if views.report is self.report and views.show_intended == self.show_intended and views.needle == self.needle:
+            self._apply_views(views)
+
+    def _apply_views(self, views: Any) -> None:
+        diff = self.query_one(DiffView)
+        diff.show(views)
+        report = views.report
+        hidden = sum(views.counts[s][1] for s in views.counts)
+        parts = [f"{report.left} ↔ {report.right}", "live"]
+        if hidden and not views.show_intended:
+            parts.append(f"{hidden} intended hidden ({self.key_for('intended')} shows)")
+        elif hidden:
+            parts.append(f"{hidden} intended shown ({self.key_for('intended')} hides)")
+        if views.needle:
+            parts.append(f"filter “{views.needle}”")
+        if not any(views.counts[s][0] or views.counts[s][2] for s in views.counts):
+            parts.append("✓ no unexpected change")
+        diff.set_status(" · ".join(parts))
+
+    def watch_show_intended(self) -> None:
+        self._show_report()
+
+    def watch_needle(self) -> None:
+        self._show_report()
+
+    def _update_title(self) -> None:
+        pair = self.diff_pair()
+        text = title_text(self.wb.workspace_name, pair[0] if pair else PROD, pair[1] if pair else None, True)
+        self.query_one("#title", Static).update(Content(text))
+
+    # keys -----------------------------------------------------------------------------
+    def situation(self) -> Situation:
+        env = self.envs.get(self.selected or "")
+        return Situation(
+            selected=self.selected, kind=env.kind if env else None, state=env.state if env else None,
+            busy=self.busy, can_undo_reset=bool(env and env.can_undo_reset),
+            has_services=bool(env and env.services) if env else bool(self.wb.has_services),
+            backend=self.wb.backend_name)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return refusal(action, self.situation()) is None
+
+    def on_key(self, event: events.Key) -> None:
+        """A key whose action cannot apply now says why, instead of doing nothing."""
+        for namespace, bindings in self._modal_binding_chain:
+            if namespace is not self:
+                continue
+            for binding in bindings.key_to_bindings.get(event.key, ()):
+                reason = refusal(binding.action, self.situation())
+                if reason:
+                    event.stop()
+                    self.notify(reason, severity="warning", timeout=6)
+                    return
+
+    def key_for(self, binding_id: str) -> str:
+        keys = self.wb.keymap.get(binding_id) or next(k.key for k in KEYS if k.id == binding_id)
+        return key_display(keys.split(",")[0])
+
+    # operations -----------------------------------------------------------------------
+    def run_operation(self, op: str, env: str, event: str, call: Callable[[Callable[[str], None]], Any]) -> None:
+        """Run one change of the workspace in a thread; the screen stays responsive."""
+        self.busy = f"{op} {env}"
+        self._busy_env = env
+        self.query_one(Activity).step = f"{op} {env} …"
+        self.operation(op, env, event, call)
+
+    @work(thread=True, group="operations", exit_on_error=False)
+    def operation(self, op: str, env: str, event: str, call: Callable[[Callable[[str], None]], Any]) -> None:
+        started = time.perf_counter()
+
+        def progress(step: str) -> None:
+            self.post_message(StepReported(op, env, step))
+
+        try:
+            result = call(progress)
+        except ReproError as exc:
+            self.post_message(OperationFinished(op, env, None, error=str(exc),
+                                                severity="warning" if exc.code == 2 else "error"))
+            return
+        except Exception as exc:
+            self.post_message(OperationFinished(op, env, None, error=_error_text(exc), severity="error"))
+            return
+        self.post_message(OperationFinished(op, env, event, result={"value": result,
+                                                                    "seconds": time.perf_counter() - started}))
+
+    def on_step_reported(self, message: StepReported) -> None:
+        if self.busy:
+            self.query_one(Activity).step = f"{message.op} {message.env}: {message.step}"
+
+    def on_operation_finished(self, message: OperationFinished) -> None:
+        if message.op == "read":
+            self.notify(message.error or "", title="cannot read the workspace", severity=message.severity)
+            return
+        self.busy = None
+        self._busy_env = None
+        self.query_one(Activity).step = None
+        self._kick.set()
+        if message.event is None:
+            self.notify(message.error or "failed", title=f"{message.op} {message.env}: not done",
+                        severity=message.severity, timeout=10)
+            return
+        value = message.result["value"]
+        took = duration(message.result["seconds"])
+        env = message.env
+        text = {
+            "CloneForked": lambda: f"{env} forked in {took}: its own branch, services and scrubbed data.",
+            "SnapshotTaken": lambda: f"snapshot {env}@{value.name} taken in {took}.",
+            "CloneReset": lambda: (f"{env} reset to {value.name} in {took}. "
+                                   f"Press {self.key_for('undo-reset')} to undo."),
+            "ResetUndone": lambda: (f"{env} is back as it was before the reset "
+                                    f"({self.key_for('undo-reset')} again redoes it)."),
+            "ClonePromoted": lambda: (f"committed {value.commit[:10]} on {value.branch}"
+                                      + (f", merged into {value.merged_into}" if value.merged_into else "") + "."),
+            "CloneDestroyed": lambda: f"{env} destroyed." + "".join(f" {n}" for n in value or []),
+            "ServicesStarted": lambda: f"{env} started.",
+            "ServicesStopped": lambda: f"{env} stopped.",
+        }[message.event]()
+        self.notify(text, title=message.event, timeout=8)
+        if message.event == "CloneForked":
+            self._select_next = env
+        if env == self.selected or message.event in ("CloneForked", "CloneDestroyed"):
+            self._schedule_diff(0.05)
+
+    # actions --------------------------------------------------------------------------
+    def _clone(self) -> str:
+        assert self.selected is not None
+        return self.selected
+
+    def action_fork(self) -> None:
+        clones = [e for e in self.envs.values() if e.kind == "clone"]
+        sources = [PROD] + [e.name for e in clones] + [f"{e.name}@{s.name}" for e in clones for s in e.snapshots]
+
+        def forked(request: ForkRequest | None) -> None:
+            if request is not None:
+                self.run_operation("fork", request.name, "CloneForked",
+                                   lambda p: self.wb.ws.fork(request.source, request.name, progress=p))
+
+        self.app.push_screen(ForkDialog(sources, {e.name for e in clones}), forked)
+
+    def action_snapshot(self) -> None:
+        env = self._clone()
+        taken = {s.name for s in self.envs[env].snapshots}
+
+        def named(name: str | None) -> None:
+            if name is not None:
+                self.run_operation("snapshot", env, "SnapshotTaken",
+                                   lambda p: self.wb.ws.snapshot(env, name, progress=p))
+
+        self.app.push_screen(SnapshotNameDialog(env, taken), named)
+
+    def action_reset(self) -> None:
+        env = self._clone()
+        self.run_operation("reset", env, "CloneReset", lambda p: self.wb.ws.reset(env, progress=p))
+
+    def action_undo_reset(self) -> None:
+        env = self._clone()
+        self.run_operation("undo-reset", env, "ResetUndone", lambda p: self.wb.ws.undo_reset(env, progress=p))
+
+    def action_choose_snapshot(self) -> None:
+        env = self._clone()
+        info = self.envs[env]
+        choices = [(s.name, s.name + ("  ◂ last reset" if s.name == info.last_reset else ""))
+                   for s in reversed(info.snapshots)]
+
+        def chosen(snapshot: str | None) -> None:
+            if snapshot is not None:
+                self.run_operation("reset", env, "CloneReset",
+                                   lambda p: self.wb.ws.reset(env, snapshot=snapshot, progress=p))
+
+        self.app.push_screen(ChooseDialog(f"Reset {env} to …", "Its data goes back to the snapshot at once "
+                                          f"({self.key_for('undo-reset')} undoes it).", choices), chosen)
+
+    def action_promote(self) -> None:
+        env = self._clone()
+        self.query_one(Activity).step = f"promote {env}: reading what would be committed …"
+        self.load_preview(env)
+
+    @work(thread=True, group="preview", exit_on_error=False)
+    def load_preview(self, env: str) -> None:
+        reader = None
+        try:
+            reader = self.wb.open_reader()
+            files, text = reader.promote_preview(env)
+            self.post_message(PreviewLoaded(env, files, text))
+        except Exception as exc:
+            self.post_message(PreviewLoaded(env, [], "", error=_error_text(exc)))
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def on_preview_loaded(self, message: PreviewLoaded) -> None:
+        if not self.busy:
+            self.query_one(Activity).step = None
+        if message.error:
+            self.notify(message.error, title=f"promote {message.env}: not done", severity="error", timeout=10)
+            return
+        env = message.env
+        info = self.envs.get(env)
+        branch = info.branch if info else f"repro/{env}"
+
+        def promoted(request: PromoteRequest | None) -> None:
+            if request is not None:
+                self.run_operation("promote", env, "ClonePromoted",
+                                   lambda p: self.wb.ws.promote(env, request.message, merge=request.merge,
+                                                                progress=p))
+
+        self.app.push_screen(PromoteDialog(env, branch, self.wb.prod_branch, message.files, message.diff_text),
+                             promoted)
+
+    def action_destroy(self) -> None:
+        env = self._clone()
+
+        def confirmed(answer: Confirmed | None) -> None:
+            if answer is not None:
+                self.run_operation("destroy", env, "CloneDestroyed",
+                                   lambda p: self.wb.ws.destroy(env, force=answer.option, progress=p))
+
+        self.app.push_screen(TypedConfirmDialog(
+            f"Destroy {env}",
+            f"This stops {env}'s services and removes its worktree, data and snapshots. "
+            "Its branch is kept if it has commits prod's branch lacks.",
+            expected=env, button="Destroy", option="also lose uncommitted changes in its worktree (--force)"),
+            confirmed)
+
+    def action_start_stop(self) -> None:
+        env = self.selected or PROD
+        info = self.envs.get(env)
+        if info is not None and info.state in ("running", "partial"):
+            self.run_operation("stop", env, "ServicesStopped", lambda p: self.wb.ws.stop(env, progress=p))
+        else:
+            self.run_operation("start", env, "ServicesStarted", lambda p: self.wb.ws.start(env, progress=p))
+
+    def action_logs(self) -> None:
+        env = self.selected or PROD
+        info = self.envs.get(env)
+        services = list(info.services) if info else []
+        if not services:
+            self.notify("this environment has no service, so there are no logs.", severity="warning")
+            return
+        self.app.push_screen(LogsDialog(env, services, self.wb.log_reader(env)))
+
+    def action_compare(self) -> None:
+        env = self._clone()
+        choices = [(PROD, "prod  (the default)")] + [(f"{env}@{s.name}", f"{env}@{s.name}  (its snapshot)")
+                                                     for s in reversed(self.envs[env].snapshots)]
+
+        def chosen(ref: str | None) -> None:
+            if ref is not None and ref != self.compare_to:
+                self.compare_to = ref
+                self._schedule_diff(0.0)
+
+        self.app.push_screen(ChooseDialog(f"Compare {env} with …", "prod, or one of its snapshots "
+                                          "(what did my steps change since then?)", choices, self.compare_to),
+                             chosen)
+
+    def action_filter(self) -> None:
+        diff = self.query_one(DiffView)
+        diff.add_class("-filtering")
+        field = diff.query_one("#filter", Input)
+        field.value = self.needle
+        field.focus()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        value = event.value.strip()
+        self._filter_timer = self.set_timer(0.2, lambda: setattr(self, "needle", value))
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        self.needle = event.value.strip()
+        diff = self.query_one(DiffView)
+        if not self.needle:
+            diff.remove_class("-filtering")
+        diff.show_tab(diff.active_tab)
+
+    def action_toggle_intended(self) -> None:
+        self.show_intended = not self.show_intended
+
+    def action_show_tab(self, section: str) -> None:
+        self.query_one(DiffView).show_tab(section)
+
+    def action_help(self) -> None:
+        self.app.push_screen(HelpDialog(self.wb.keymap, self.wb.keymap_file))
+
+    def action_cancel(self) -> None:
+        diff = self.query_one(DiffView)
+        if diff.has_class("-filtering"):
+            diff.remove_class("-filtering")
+            self.needle = ""
+            diff.show_tab(diff.active_tab)
+            return
+        if self.diff_pending and self._stop_diff is not None:
+            self._stop_diff.set()
+            self.diff_pending = False
+            pair = self.diff_pair()
+            diff.set_status(f"{pair[0]} ↔ {pair[1]} · diff stopped; select the clone again to restart it"
+                            if pair else "diff stopped")
+            return
+        if self.busy:
+            self.notify(f"{self.busy} cannot be stopped half way: the engine finishes it or rolls it back.",
+                        severity="warning")
+
+    def action_quit(self) -> None:
+        self.stop_workers()
+        self.app.exit(0)

@@ -1,0 +1,97 @@
+"""What the screen's workers tell it: messages named as past events.
+
+Workers run engine calls in threads and never touch a widget; they post one of these,
+and the screen updates itself in its own thread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from textual.message import Message
+
+
+@dataclass
+class WorkspaceRead(Message):
+    """The environments and the journal, as read by the poller."""
+
+    envs: list[Any]
+    journal: list[Any]
+    pending: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class DiffComputed(Message):
+    """A new diff of ``left`` against ``right`` (from a refresh or from the watch)."""
+
+    left: str
+    right: str
+    report: Any
+    generation: int
+
+    def can_replace(self, message: Message) -> bool:
+        # A flood of watch updates collapses into the newest one.
+        return isinstance(message, DiffComputed) and message.left == self.left and message.right == self.right
+
+
+@dataclass
+class DiffFailed(Message):
+    left: str
+    right: str
+    message: str
+    generation: int
+
+
+@dataclass
+class StepReported(Message):
+    """An operation under way reached a new step (the engine's progress callback)."""
+
+    op: str
+    env: str
+    step: str
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, StepReported)
+
+
+@dataclass
+class OperationFinished(Message):
+    """An operation that changes the workspace is over, for good or not.
+
+    ``event`` names what happened, as a past event: CloneForked, SnapshotTaken, CloneReset,
+    ResetUndone, ClonePromoted, CloneDestroyed, ServicesStarted, ServicesStopped."""
+
+    op: str
+    env: str
+    event: str | None            # None when it failed
+    result: Any = None
+    error: str | None = None     # the engine's message (and hint) when it failed
+    severity: str = "information"
+
+
+@dataclass
+class LogsRead(Message):
+    lines: list[str]
+    error: str | None = None
+
+
+@dataclass
+class ViewsBuilt(Message):
+    """The diff pane's views of a large report, built off the screen's thread."""
+
+    views: Any
+    generation: int
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, ViewsBuilt)
+
+
+@dataclass
+class PreviewLoaded(Message):
+    """What a promote would commit (read before the promote dialog opens)."""
+
+    env: str
+    files: list[str]
+    diff_text: str
+    error: str | None = None

@@ -1,0 +1,87 @@
+"""The left pane: the environments, and the snapshots of the selected clone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.content import Content
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from workbench.tui.presentation import EnvLine, snapshot_line
+
+TONE_STYLES = {"good": "$text-success", "bad": "$text-error", "warn": "$text-warning", "quiet": "$text-muted"}
+
+
+def env_prompt(line: EnvLine) -> Content:
+    """Two lines: ``● b1  running  2h`` and ``  repro/b1  3 snaps  :8001``."""
+    tone = TONE_STYLES.get(line.tone, "")
+    first = Content.assemble((line.symbol, tone), " ", (line.name, "bold"), "  ", (line.state, tone),
+                             (f"  {line.age}" if line.age else "", "$text-muted"))
+    second = Content.assemble("  ", (line.second, "$text-muted"))
+    return Content("\n").join([first, second])
+
+
+class EnvList(OptionList):
+    """Environments, prod first. Rebuilt only when what it shows has changed."""
+
+    DEFAULT_CSS = """
+    EnvList { height: 1fr; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple[EnvLine, ...] = ()
+
+    def show(self, lines: list[EnvLine]) -> None:
+        if tuple(lines) == self._shown:
+            return
+        keep = self.selected_name
+        self._shown = tuple(lines)
+        self.clear_options()
+        self.add_options([Option(env_prompt(line), id=line.name) for line in lines])
+        names = [line.name for line in lines]
+        if keep in names:
+            self.highlighted = names.index(keep)
+        elif names:
+            self.highlighted = 0
+
+    @property
+    def selected_name(self) -> str | None:
+        if self.highlighted is None or self.highlighted >= self.option_count:
+            return None
+        return self.get_option_at_index(self.highlighted).id
+
+    def select_name(self, name: str) -> None:
+        for i, line in enumerate(self._shown):
+            if line.name == name:
+                self.highlighted = i
+                return
+
+
+class SnapshotList(OptionList):
+    """The selected clone's snapshots, oldest first, with age and whether a reset is instant."""
+
+    DEFAULT_CSS = """
+    SnapshotList { height: auto; max-height: 8; }
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shown: tuple[Any, ...] | None = None
+
+    def show(self, snapshots: list[Any], now: float, last_reset: str | None, placeholder: str) -> None:
+        rows = tuple(snapshot_line(s, now, last_reset) for s in snapshots)
+        key = (rows, placeholder)
+        if key == self._shown:
+            return
+        self._shown = key
+        self.clear_options()
+        if not rows:
+            self.add_option(Option(Content.styled(placeholder, "$text-muted"), disabled=True))
+            return
+        width = max(len(name) for name, _, _ in rows)
+        for name, when, notes in rows:
+            prompt = Content.assemble((name.ljust(width), "bold"), "  ", (when.rjust(3), "$text-muted"),
+                                      "  ", (notes, "$text-muted"))
+            self.add_option(Option(prompt, id=name))
