@@ -1,0 +1,323 @@
+"""Diff of config files, key by key: YAML, JSON, TOML, INI and ``.env`` parsed by type.
+
+Files are matched by the spec's ``config_files`` globs under each side's config root.
+A file with the same bytes on both sides is not parsed at all. Parsed files are compared
+structurally: dictionaries are walked here (cheap, with ``==`` pruning equal subtrees at
+C speed) and the remaining differing values go to deepdiff with ``ignore_order`` off (its
+pairing is quadratic), a cap on reported differences and a time budget shared by all
+files, so a 5 MB YAML never freezes a refresh. A file that does not parse is compared as
+text (unified diff lines, secrets masked line by line).
+"""
+
+from __future__ import annotations
+
+import configparser
+import difflib
+import json
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from workbench.diff.model import Change, GroupSummary
+from workbench.diff.values import Shower
+
+BUDGET_SECONDS = 2.0
+MAX_TEXT_BYTES = 2_000_000          # larger unparseable files: compared by size and hash only
+_SKIP_DIRS = {".git", ".repro", "node_modules", "__pycache__", ".venv"}
+_PARSE_CACHE: dict[tuple[str, int, int, int], tuple[bytes, Any]] = {}
+
+
+class Unparsed(Exception):
+    """The file is not valid for its type (the message says where)."""
+
+
+def matched_files(root: Path, patterns: list[str]) -> dict[str, Path]:
+    """Relative POSIX path -> file, for every file the globs match under ``root``."""
+    out: dict[str, Path] = {}
+    if not root.is_dir():
+        return out
+    for pattern in patterns:
+        pattern = pattern.lstrip("/")
+        if pattern.startswith("./"):
+            pattern = pattern[2:]
+        try:
+            found = list(root.glob(pattern))
+        except (ValueError, NotImplementedError):
+            continue
+        for p in found:
+            rel = p.relative_to(root)
+            if p.is_file() and not (set(rel.parts[:-1]) & _SKIP_DIRS):
+                out[rel.as_posix()] = p
+    return dict(sorted(out.items()))
+
+
+def file_type(rel: str) -> str:
+    name = rel.rsplit("/", 1)[-1].lower()
+    if name == ".env" or name.startswith(".env.") or name.endswith(".env"):
+        return "env"
+    suffix = name.rsplit(".", 1)[-1] if "." in name else ""
+    return {"yaml": "yaml", "yml": "yaml", "json": "json", "toml": "toml", "ini": "ini", "cfg": "ini",
+            "conf": "ini"}.get(suffix, "text")
+
+
+def parse(kind: str, text: str) -> Any:
+    try:
+        if kind == "json":
+            return json.loads(text)
+        if kind == "toml":
+            import tomllib
+            return tomllib.loads(text)
+        if kind == "yaml":
+            return _yaml(text)
+        if kind == "ini":
+            cp = configparser.ConfigParser(interpolation=None, strict=False)
+            cp.optionxform = str  # type: ignore[assignment,method-assign]
+            cp.read_string(text)
+            out: dict[str, Any] = {}
+            if cp.defaults():
+                out["DEFAULT"] = dict(cp.defaults())
+            for section in cp.sections():
+                out[section] = {k: v for k, v in cp.items(section, raw=True) if k not in cp.defaults()
+                                or cp.defaults()[k] != v}
+            return out
+        if kind == "env":
+            return parse_env(text)
+    except Unparsed:
+        raise
+    except Exception as exc:  # every parser has its own error classes
+        raise Unparsed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
+    raise Unparsed("not a structured file type")
+
+
+def _yaml(text: str) -> Any:
+    from ruamel.yaml import YAML
+
+    docs = list(YAML(typ="safe", pure=True).load_all(text))
+    return docs[0] if len(docs) == 1 else docs
+
+
+_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*(.*)$")
+
+
+def parse_env(text: str) -> dict[str, str]:
+    """A ``.env`` file: NAME=value lines, ``export`` allowed, quotes removed, # comments."""
+    out: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        m = _ENV_LINE.match(line)
+        if not m:
+            raise Unparsed(f"line {n} is not NAME=value")
+        value = m[2].strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        out[m[1]] = value
+    return out
+
+
+def key_path(file: str, parts: list[Any]) -> str:
+    """``config/app.yaml:feature.rounding``, ``servers[0].host``, ``["a.b"]`` for odd keys."""
+    out = ""
+    for p in parts:
+        if isinstance(p, int) and not isinstance(p, bool):
+            out += f"[{p}]"
+        elif re.fullmatch(r"[A-Za-z0-9_\-]+", str(p)):
+            out += ("." if out else "") + str(p)
+        else:
+            out += f"[{json.dumps(str(p), ensure_ascii=False)}]"
+    return f"{file}:{out}" if out else file
+
+
+class _Budget:
+    def __init__(self, seconds: float) -> None:
+        self.deadline = time.monotonic() + seconds
+
+    @property
+    def spent(self) -> bool:
+        return time.monotonic() > self.deadline
+
+
+class ConfigDiff:
+    """Changes of every matched config file between two roots."""
+
+    def __init__(self, patterns: list[str], left_root: Path, right_root: Path, shower: Shower,
+                 limit: int | None = None, budget: float = BUDGET_SECONDS) -> None:
+        self.patterns, self.left_root, self.right_root = patterns, left_root, right_root
+        self.shower, self.limit = shower, limit
+        self.budget = _Budget(budget)
+        self.groups: list[GroupSummary] = []
+
+    def changes(self) -> Iterator[Change]:
+        a = matched_files(self.left_root, self.patterns)
+        b = matched_files(self.right_root, self.patterns)
+        for rel in sorted(set(a) | set(b)):
+            g = GroupSummary("config", rel)
+            self.groups.append(g)
+            t0 = time.perf_counter()
+            yield from self._file(rel, a.get(rel), b.get(rel), g)
+            g.seconds = time.perf_counter() - t0
+
+    def _emit(self, g: GroupSummary, ch: Change) -> bool:
+        setattr(g, ch.kind, getattr(g, ch.kind) + 1)
+        if self.limit is not None and g.shown >= self.limit:
+            g.more += 1
+            return False
+        g.shown += 1
+        return True
+
+    def _file(self, rel: str, pa: Path | None, pb: Path | None, g: GroupSummary) -> Iterator[Change]:
+        if pa is None or pb is None:
+            kind = "added" if pa is None else "removed"
+            g.status = kind
+            data = _read(pb if pa is None else pa)  # type: ignore[arg-type]
+            shown, masked = self._whole(rel, data)
+            ch = Change("config", rel, kind, left=shown if pa else None, right=shown if pb else None, masked=masked)
+            if self._emit(g, ch):
+                yield ch
+            return
+        ba, bb = _read(pa), _read(pb)
+        if ba == bb:
+            g.status = "same"
+            return
+        kind = file_type(rel)
+        try:
+            if kind == "text":
+                raise Unparsed("no parser for this file type")
+            da, db = _parsed(pa, ba, kind), _parsed(pb, bb, kind)
+        except Unparsed as exc:
+            g.note = f"compared as text ({exc})"
+            yield from self._text(rel, ba, bb, g)
+            return
+        yield from self._structured(rel, da, db, g)
+
+    def _whole(self, rel: str, data: bytes) -> tuple[Any, bool]:
+        """A file added or removed: its parsed content (masked) when small, else its size."""
+        kind = file_type(rel)
+        if kind != "text" and len(data) <= 64_000:
+            try:
+                text = data.decode("utf-8")
+                return self.shower.tree(parse(kind, text))
+            except (Unparsed, UnicodeDecodeError):
+                pass
+        return f"({len(data)} bytes)", False
+
+    def _structured(self, rel: str, x: Any, y: Any, g: GroupSummary,
+                    parts: list[Any] | None = None) -> Iterator[Change]:
+        """Walk both trees in document order, descending only where ``==`` says they differ."""
+        parts = parts or []
+        if x == y and type(x) is type(y):
+            return
+        if self.budget.spent:
+            if not g.note:
+                g.note = f"stopped after {BUDGET_SECONDS:g} s: the rest is not compared key by key"
+                ch = Change("config", key_path(rel, parts), "changed", left="(not compared)", right="(not compared)")
+                if self._emit(g, ch):
+                    yield ch
+            return
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in list(x) + [k for k in y if k not in x]:
+                if k not in y:
+                    yield from self._one(rel, g, parts + [k], "removed", x[k], None)
+                elif k not in x:
+                    yield from self._one(rel, g, parts + [k], "added", None, y[k])
+                else:
+                    yield from self._structured(rel, x[k], y[k], g, parts + [k])
+        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+            for i, (xi, yi) in enumerate(zip(x, y, strict=False)):
+                yield from self._structured(rel, xi, yi, g, parts + [i])
+        elif not isinstance(x, (dict, list)) or not isinstance(y, (dict, list)):
+            yield from self._one(rel, g, parts, "changed", x, y)
+        else:
+            yield from self._deep(rel, g, parts, x, y)
+
+    def _deep(self, rel: str, g: GroupSummary, parts: list[Any], x: Any, y: Any) -> Iterator[Change]:
+        """deepdiff for what the walk above cannot pair (lists of different lengths, ...)."""
+        from deepdiff import DeepDiff
+
+        cap = 1000 if self.limit is None else max(1, self.limit - g.shown) + 1
+        # lists of different lengths are aligned with difflib, quadratic at worst: pair big ones by index
+        big = isinstance(x, list) and isinstance(y, list) and len(x) + len(y) > 2000
+        dd = DeepDiff(x, y, ignore_order=False, view="tree", max_diffs=cap, cache_size=0,
+                      threshold_to_diff_deeper=0, verbose_level=2, zip_ordered_iterables=big)
+        for report, levels in dd.items():
+            kind = ("added" if report.endswith("_added") else "removed" if report.endswith("_removed")
+                    else "changed")
+            for level in levels:
+                sub = level.path(output_format="list")
+                left = None if kind == "added" else level.t1
+                right = None if kind == "removed" else level.t2
+                yield from self._one(rel, g, parts + list(sub), kind, left, right)
+
+    def _one(self, rel: str, g: GroupSummary, parts: list[Any], kind: str, left: Any, right: Any) -> Iterator[Change]:
+        ch = Change("config", key_path(rel, parts), kind)
+        if not self._emit(g, ch):
+            return
+        secret = any(isinstance(p, str) and self.shower.policy.is_secret_key(p) for p in parts)
+        (ch.left, m1), (ch.right, m2) = (self.shower.tree(left, secret=secret) if left is not None else (None, False),
+                                         self.shower.tree(right, secret=secret) if right is not None else (None, False))
+        ch.masked = m1 or m2
+        yield ch
+
+    def _text(self, rel: str, ba: bytes, bb: bytes, g: GroupSummary) -> Iterator[Change]:
+        ch = Change("config", rel, "changed")
+        if not self._emit(g, ch):
+            return
+        try:
+            ta, tb = ba.decode("utf-8"), bb.decode("utf-8")
+        except UnicodeDecodeError:
+            ta = tb = None
+        if ta is None or tb is None or max(len(ba), len(bb)) > MAX_TEXT_BYTES:
+            import hashlib
+            ch.left = f"({len(ba)} bytes, sha256 {hashlib.sha256(ba).hexdigest()[:12]})"
+            ch.right = f"({len(bb)} bytes, sha256 {hashlib.sha256(bb).hexdigest()[:12]})"
+            yield ch
+            return
+        lines = difflib.unified_diff(ta.splitlines(), tb.splitlines(), f"a/{rel}", f"b/{rel}", n=2, lineterm="")
+        ch.lines = [mask_line(line, self.shower) for line in lines]
+        ch.masked = any("<secret:" in line for line in ch.lines)
+        yield ch
+
+
+_ASSIGN = re.compile(r"""^(?P<head>[\s+\- ]?\s*(?:export\s+)?["']?(?P<key>[A-Za-z0-9_.\-]+)["']?\s*[:=]\s*)"""
+                     r"""(?P<value>.+?)(?P<tail>\s*,?\s*)$""")
+
+
+def mask_line(line: str, shower: Shower) -> str:
+    """A line of a text diff with secret values replaced: ``password = x``, ``"token": "x"``, URLs."""
+    m = _ASSIGN.match(line)
+    if m and m["value"] and shower.policy.is_secret_key(m["key"]):
+        value = m["value"].strip().strip("'\"")
+        line = f"{m['head']}{shower.policy.tag(value)}{m['tail']}"
+    return shower.policy.redact_text(line, [])
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return b""
+
+
+def _parsed(path: Path, data: bytes, kind: str) -> Any:
+    """Parse with a cache keyed by the file's identity and size, for live refreshes."""
+    try:
+        st = path.stat()
+        key: tuple[str, int, int, int] | None = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _PARSE_CACHE and _PARSE_CACHE[key][0] == data:
+        return _PARSE_CACHE[key][1]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Unparsed("not UTF-8 text") from None
+    value = parse(kind, text)
+    if key is not None:
+        if len(_PARSE_CACHE) > 256:
+            _PARSE_CACHE.clear()
+        _PARSE_CACHE[key] = (data, value)
+    return value

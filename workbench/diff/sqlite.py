@@ -1,0 +1,577 @@
+"""Diff of two SQLite files: schema, then rows, computed in SQL and never loaded whole.
+
+Both files are opened read-only on one connection (the left as ``main``, the right
+attached as ``r``). Which tables changed, and which rowid ranges of them, is told first
+from the pages (``sqlitepages``): a clone copied from prod shares every unchanged page,
+so a table nobody wrote is skipped after reading a few interior pages, and a table with
+a hundred changed rows is compared only on the leaves that hold them.
+
+Rows are matched on the primary key with a LEFT JOIN comparing columns with ``IS NOT``
+(so NULL is not ``''``, BLOBs compare by bytes) under BINARY collation (so a NOCASE
+column still shows a change of case). Tables without a primary key are compared as
+multisets: rows grouped by all columns with their counts, so a duplicated row counts.
+Changes stream out as the cursor finds them; past a per-table limit they are only
+counted.
+
+Run ``python -m workbench.diff.sqlite LEFT.db RIGHT.db [--json] [--limit N]`` to diff
+two files directly (the benchmark does).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workbench.diff import sqlitepages as pages
+from workbench.diff.model import Change, GroupSummary
+from workbench.diff.values import BlobText, Shower, key_text
+from workbench.errors import NotFound, Refused
+
+INTERNAL = re.compile(r"^sqlite_", re.IGNORECASE)
+_RANGES = "temp.repro_diff_ranges"
+
+
+def q(name: str) -> str:
+    """A quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class Column:
+    name: str
+    type: str
+    notnull: bool
+    default: str | None
+    pk: int
+    hidden: int = 0
+
+    def declaration(self) -> str:
+        out = self.type or "(no type)"
+        if self.notnull:
+            out += " NOT NULL"
+        if self.default is not None:
+            out += f" DEFAULT {self.default}"
+        if self.pk:
+            out += " PRIMARY KEY" if self.pk == 1 else f" PRIMARY KEY ({self.pk})"
+        return out
+
+
+@dataclass
+class Table:
+    name: str
+    sql: str
+    rootpage: int
+    columns: list[Column] = field(default_factory=list)
+    without_rowid: bool = False
+    virtual: bool = False
+
+    @property
+    def pk(self) -> list[str]:
+        return [c.name for c in sorted((c for c in self.columns if c.pk), key=lambda c: c.pk)]
+
+    def column(self, name: str) -> Column | None:
+        low = name.lower()
+        return next((c for c in self.columns if c.name.lower() == low), None)
+
+    @property
+    def rowid(self) -> str | None:
+        """A name that reaches the rowid (a column may shadow ``rowid``), or None."""
+        if self.without_rowid or self.virtual:
+            return None
+        taken = {c.name.lower() for c in self.columns}
+        return next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
+
+
+@dataclass
+class Schema:
+    tables: dict[str, Table] = field(default_factory=dict)          # lower-case name -> table
+    others: dict[tuple[str, str], tuple[str, str | None]] = field(default_factory=dict)
+    # (type, name) -> (tbl_name, sql) for indexes, views and triggers
+    roots: dict[str, int] = field(default_factory=dict)              # every b-tree: name -> root page
+    owners: dict[str, str] = field(default_factory=dict)             # b-tree name -> its table
+
+
+def read_schema(conn: sqlite3.Connection, schema: str) -> Schema:
+    out = Schema()
+    rows = conn.execute(f"SELECT type, name, tbl_name, rootpage, sql FROM {schema}.sqlite_schema").fetchall()
+    for kind, name, tbl, root, sql in rows:
+        if root:
+            out.roots[name] = root
+            out.owners[name] = tbl
+        if kind == "table":
+            virtual = bool(sql and re.match(r"\s*CREATE\s+VIRTUAL\b", sql, re.IGNORECASE))
+            tail = sql[sql.rfind(")"):] if sql else ""
+            t = Table(name=name, sql=sql or "", rootpage=root or 0, virtual=virtual,
+                      without_rowid=bool(re.search(r"\bWITHOUT\s+ROWID\b", tail, re.IGNORECASE)))
+            info = conn.execute(f"PRAGMA {schema}.table_xinfo({q(name)})").fetchall()
+            t.columns = [Column(name=r[1], type=r[2] or "", notnull=bool(r[3]), default=r[4], pk=r[5],
+                                hidden=r[6]) for r in info if r[6] != 1]
+            out.tables[name.lower()] = t
+        elif not name.startswith("sqlite_autoindex_"):
+            out.others[(kind, name)] = (tbl, sql)
+    return out
+
+
+class _Connection:
+    """Both files, read-only, on one connection, inside one read transaction."""
+
+    def __init__(self, left: str, right: str, *, left_immutable: bool = False,
+                 right_immutable: bool = False) -> None:
+        for p in (left, right):
+            if not Path(p).is_file():
+                raise NotFound(f"SQLite file {p} does not exist.",
+                               "Check the store's path in repro.yaml, or fork the clone again.")
+        self.conn = sqlite3.connect(_uri(left, left_immutable), uri=True, isolation_level=None,
+                                    check_same_thread=False)
+        try:
+            self.conn.execute("ATTACH DATABASE ? AS r", (_uri(right, right_immutable),))
+            self.conn.execute("PRAGMA busy_timeout = 5000")
+            self.conn.execute("BEGIN")
+            # take the read snapshot of both files now, before their pages are read
+            self.conn.execute("SELECT count(*) FROM main.sqlite_schema").fetchone()
+            self.conn.execute("SELECT count(*) FROM r.sqlite_schema").fetchone()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise Refused(f"cannot read {left} or {right}: {exc}.",
+                          "Check that both files are SQLite databases.") from None
+
+    def close(self) -> None:
+        try:
+            self.conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+        self.conn.close()
+
+
+def _uri(path: str, immutable: bool) -> str:
+    uri = Path(path).absolute().as_uri()
+    return uri + ("?mode=ro&immutable=1" if immutable else "?mode=ro")
+
+
+@dataclass
+class PagePlan:
+    """What the page comparison found, per table: ``[]`` same, ranges, or None (whole table)."""
+
+    same_file: bool = False
+    ranges: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)
+    note: str | None = None
+    seconds: float = 0.0
+
+
+def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3.Connection) -> PagePlan:
+    """Tell from the two files' pages which tables changed and where (see ``sqlitepages``)."""
+    t0 = time.perf_counter()
+    plan = PagePlan()
+    common = [n for n in ls.tables if n in rs.tables]
+    try:
+        with pages.PageReader(left) as a, pages.PageReader(right) as b:
+            if a.page_size != b.page_size or a.header.encoding != b.header.encoding:
+                plan.note = "page size or text encoding differs: every table compared row by row"
+                plan.ranges = dict.fromkeys(common)
+                return plan
+            diff = pages.differing_pages(a, b)
+            if not diff:
+                plan.same_file = True
+                plan.ranges = {n: [] for n in common}
+                return plan
+            trees_a = {name: pages.walk_tree(a, root) for name, root in ls.roots.items()}
+            trees_b = {name: pages.walk_tree(b, root) for name, root in rs.roots.items()}
+            trees_a["sqlite_schema"] = pages.walk_tree(a, 1)
+            trees_b["sqlite_schema"] = pages.walk_tree(b, 1)
+            known: set[int] = set()
+            for reader, trees in ((a, trees_a), (b, trees_b)):
+                for t in trees.values():
+                    known |= t.pages
+                known |= pages.freelist_pages(reader) | pages.bookkeeping_pages(reader)
+            whole = set()
+            stray = diff - known
+            if stray:   # overflow pages: find their owners the slow way
+                whole = _overflow_owners(conn, stray, ls, rs)
+            for n in common:
+                lt, rt = ls.tables[n], rs.tables[n]
+                ta, tb = trees_a.get(lt.name), trees_b.get(rt.name)
+                if lt.virtual or rt.virtual:
+                    plan.ranges[n] = []
+                elif ta is None or tb is None or n in whole:
+                    plan.ranges[n] = None
+                else:
+                    plan.ranges[n] = pages.changed_ranges(ta, tb, diff)
+    except pages.NotSQLite as exc:
+        plan.note = f"pages not comparable ({exc}): every table compared row by row"
+        plan.ranges = dict.fromkeys(common)
+    finally:
+        plan.seconds = time.perf_counter() - t0
+    return plan
+
+
+def _overflow_owners(conn: sqlite3.Connection, stray: set[int], ls: Schema, rs: Schema) -> set[str]:
+    owners: set[str] = set()
+    wanted = sorted(stray)
+    for schema, s in (("main", ls), ("r", rs)):
+        for (name,) in conn.execute(
+                f"SELECT DISTINCT name FROM dbstat('{schema}') WHERE pageno IN ({','.join('?' * len(wanted))})",
+                wanted):
+            owners.add(s.owners.get(name, name).lower())
+    return owners
+
+
+# --- the diff ------------------------------------------------------------------------
+
+@dataclass
+class Options:
+    store: str
+    scrubbed: dict[str, set[str]] = field(default_factory=dict)   # lower table -> lower columns
+    include_scrubbed: bool = False
+    limit: int | None = None
+    shower: Shower = field(default_factory=Shower)
+    left_immutable: bool = False
+    right_immutable: bool = False
+
+
+class SqliteDiff:
+    """The diff of one pair of SQLite files, as a stream of changes.
+
+    Iterate ``changes()``; afterwards ``groups`` holds one summary per table (how it was
+    decided, counts, how many changes a limit left out) and ``same`` tells whether the
+    two files were found identical without reading a row."""
+
+    def __init__(self, left: str, right: str, options: Options) -> None:
+        self.left, self.right, self.o = left, right, options
+        self.groups: list[GroupSummary] = []
+        self.plan: PagePlan | None = None
+        self.same = False
+
+    def changes(self) -> Iterator[Change]:
+        c = _Connection(self.left, self.right, left_immutable=self.o.left_immutable,
+                        right_immutable=self.o.right_immutable)
+        try:
+            ls, rs = read_schema(c.conn, "main"), read_schema(c.conn, "r")
+            yield from schema_changes(self.o, ls, rs)
+            self.plan = plan_from_pages(self.left, self.right, ls, rs, c.conn)
+            self.same = self.plan.same_file
+            for n, lt in ls.tables.items():
+                if n not in rs.tables or INTERNAL.match(lt.name):
+                    continue
+                rt = rs.tables[n]
+                g = GroupSummary("data", f"{self.o.store}.{lt.name}")
+                self.groups.append(g)
+                t0 = time.perf_counter()
+                ranges = self.plan.ranges.get(n)
+                if ranges == []:
+                    g.status = "same"
+                elif lt.virtual or rt.virtual:
+                    g.status, g.note = "skipped", "virtual table: schema only"
+                else:
+                    yield from TableDiff(c.conn, self.o, lt, rt, ranges, g).changes()
+                g.seconds = time.perf_counter() - t0
+        finally:
+            c.close()
+
+
+def schema_changes(o: Options, ls: Schema, rs: Schema) -> Iterator[Change]:
+    store = o.store
+    for n in sorted(set(ls.tables) | set(rs.tables)):
+        lt, rt = ls.tables.get(n), rs.tables.get(n)
+        if lt is None or rt is None:
+            t = lt or rt
+            assert t is not None
+            if INTERNAL.match(t.name):
+                continue
+            cols = [c.name for c in t.columns]
+            yield Change("data", f"{store}.{t.name}", "removed" if rt is None else "added",
+                         left={"columns": cols} if lt else None, right={"columns": cols} if rt else None,
+                         store=store, table=t.name, schema=True)
+            continue
+        if INTERNAL.match(lt.name):
+            continue
+        for name in _ordered_union([c.name for c in lt.columns], [c.name for c in rt.columns]):
+            lc, rc = lt.column(name), rt.column(name)
+            if lc is not None and rc is not None and lc.declaration() == rc.declaration():
+                continue
+            kind = "added" if lc is None else "removed" if rc is None else "changed"
+            yield Change("data", f"{store}.{lt.name}.{name}", kind, left=lc.declaration() if lc else None,
+                         right=rc.declaration() if rc else None, store=store, table=lt.name, column=name,
+                         schema=True)
+        if lt.without_rowid != rt.without_rowid:
+            yield Change("data", f"{store}.{lt.name}", "changed",
+                         left="WITHOUT ROWID" if lt.without_rowid else "rowid table",
+                         right="WITHOUT ROWID" if rt.without_rowid else "rowid table",
+                         store=store, table=lt.name, schema=True)
+    for key in sorted(set(ls.others) | set(rs.others)):
+        kind_name, name = key
+        lo, ro = ls.others.get(key), rs.others.get(key)
+        if lo == ro:
+            continue
+        a, b = (lo[1] if lo else None), (ro[1] if ro else None)
+        if a is not None and b is not None and _norm_sql(a) == _norm_sql(b) and lo and ro and lo[0] == ro[0]:
+            continue
+        tbl = (lo or ro)[0]  # type: ignore[index]
+        yield Change("data", f"{store}.{tbl}.{kind_name}s.{name}",
+                     "added" if lo is None else "removed" if ro is None else "changed",
+                     left=a, right=b, store=store, table=tbl, schema=True)
+
+
+def _norm_sql(sql: str) -> str:
+    return " ".join(sql.split())
+
+
+def _ordered_union(a: list[str], b: list[str]) -> list[str]:
+    seen = {x.lower() for x in a}
+    return a + [x for x in b if x.lower() not in seen]
+
+
+class TableDiff:
+    """Row changes of one table present on both sides."""
+
+    def __init__(self, conn: sqlite3.Connection, o: Options, lt: Table, rt: Table,
+                 ranges: list[tuple[int, int]] | None, group: GroupSummary) -> None:
+        self.conn, self.o, self.lt, self.rt, self.g = conn, o, lt, rt, group
+        self.ranges = ranges if ranges and lt.rowid and rt.rowid else None
+        scrub = o.scrubbed.get(lt.name.lower(), set())
+        self.scrub_cols = [c.name for c in lt.columns if c.name.lower() in scrub and rt.column(c.name)]
+        hidden = set() if o.include_scrubbed else {c.lower() for c in self.scrub_cols}
+        self.common = [c.name for c in lt.columns if rt.column(c.name) is not None]
+        self.left_cols = [c.name for c in lt.columns if c.name.lower() not in hidden]
+        self.right_cols = [c.name for c in rt.columns if c.name.lower() not in hidden]
+        pk_l, pk_r = [p.lower() for p in lt.pk], [p.lower() for p in rt.pk]
+        self.pk = lt.pk if pk_l and pk_l == pk_r else []
+        pks = {p.lower() for p in self.pk}
+        self.compare = [c for c in self.common if c.lower() not in pks and c.lower() not in hidden]
+        self.emitted = 0
+
+    # helpers -------------------------------------------------------------------
+    def _range_join(self, alias: str, table: Table) -> str:
+        if not self.ranges:
+            return ""
+        return f" JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi"
+
+    def _load_ranges(self) -> None:
+        if not self.ranges:
+            return
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_RANGES.split('.')[1]} (lo INTEGER, hi INTEGER)")
+        self.conn.execute(f"DELETE FROM {_RANGES}")
+        self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
+
+    def _emit(self, change: Change) -> bool:
+        """Count a change; True when it is to be shown (within the limit)."""
+        g = self.g
+        g.added += change.kind == "added"
+        g.removed += change.kind == "removed"
+        g.changed += change.kind == "changed"
+        if self.o.limit is not None and self.emitted >= self.o.limit:
+            g.more += 1
+            return False
+        self.emitted += 1
+        g.shown += 1
+        return True
+
+    def _intent(self, column: str | None) -> str | None:
+        return "scrub" if column and column.lower() in {c.lower() for c in self.scrub_cols} else None
+
+    # the diff ------------------------------------------------------------------
+    def changes(self) -> Iterator[Change]:
+        g = self.g
+        g.status = "compared"
+        if self.ranges:
+            g.note = f"{len(self.ranges)} rowid range(s) read, from the pages that differ"
+        self._load_ranges()
+        if self.pk:
+            yield from self._keyed()
+        else:
+            yield from self._multiset()
+        if not self.o.include_scrubbed:
+            yield from self._scrub_entries()
+
+    def _keyed(self) -> Iterator[Change]:
+        lt, rt, o = self.lt, self.rt, self.o
+        show = o.shower
+        on = " AND ".join(f"b.{q(p)} IS a.{q(p)}" for p in self.pk)
+        exist = f"b.{q(rt.rowid)}" if rt.rowid else f"b.{q(self.pk[0])}"
+        flags = [f"(a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY)" for c in self.compare]
+        select = ([f"a.{q(p)}" for p in self.pk] + [f"{exist} IS NULL"] + [f"a.{q(c)}" for c in self.left_cols]
+                  + [f"b.{q(c)}" for c in self.compare] + flags)
+        where = " OR ".join([f"{exist} IS NULL"] + flags)
+        sql = (f"SELECT {', '.join(select)} FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
+               f"LEFT JOIN r.{q(rt.name)} AS b ON {on} WHERE {where}")
+        npk, ncols, ncmp = len(self.pk), len(self.left_cols), len(self.compare)
+        lpos = {c.lower(): i for i, c in enumerate(self.left_cols)}
+        for row in self.conn.execute(sql):
+            keyvals = list(row[:npk])
+            if row[npk]:
+                ch = Change("data", "", "removed", store=o.store, table=lt.name)
+                if self._emit(ch):
+                    vals = row[npk + 1:npk + 1 + ncols]
+                    ch.key, ch.path, masked_key = self._key(keyvals)
+                    ch.left, ch.masked = show.row(self.left_cols, vals)
+                    ch.masked = ch.masked or masked_key
+                    yield ch
+                continue
+            rvals = row[npk + 1 + ncols:npk + 1 + ncols + ncmp]
+            for i, c in enumerate(self.compare):
+                if not row[npk + 1 + ncols + ncmp + i]:
+                    continue
+                ch = Change("data", "", "changed", store=o.store, table=lt.name, column=c, intent=self._intent(c))
+                if self._emit(ch):
+                    ch.key, base, masked_key = self._key(keyvals)
+                    ch.path = f"{base}.{c}"
+                    ch.left, m1 = show.value(c, row[npk + 1 + lpos[c.lower()]])
+                    ch.right, m2 = show.value(c, rvals[i])
+                    ch.masked = m1 or m2 or masked_key
+                    yield ch
+        npk_r = [q(p) for p in self.pk]
+        not_in_left = " AND ".join(f"a.{p} IS b.{p}" for p in npk_r)
+        sql = (f"SELECT {', '.join(f'b.{q(p)}' for p in self.pk)}, {', '.join(f'b.{q(c)}' for c in self.right_cols)} "
+               f"FROM r.{q(rt.name)} AS b{self._range_join('b', rt)} "
+               f"WHERE NOT EXISTS (SELECT 1 FROM main.{q(lt.name)} AS a WHERE {not_in_left})")
+        for row in self.conn.execute(sql):
+            ch = Change("data", "", "added", store=o.store, table=lt.name)
+            if self._emit(ch):
+                ch.key, ch.path, masked_key = self._key(list(row[:npk]))
+                ch.right, m = show.row(self.right_cols, row[npk:])
+                ch.masked = m or masked_key
+                yield ch
+
+    def _key(self, values: list[Any]) -> tuple[list[Any], str, bool]:
+        shown, masked = [], False
+        for p, v in zip(self.pk, values, strict=False):
+            s, m = self.o.shower.value(p, v)
+            shown.append(s)
+            masked = masked or m
+        return shown, f"{self.o.store}.{self.lt.name}[{','.join(key_text(v) for v in shown)}]", masked
+
+    def _multiset(self) -> Iterator[Change]:
+        lt, rt, o = self.lt, self.rt, self.o
+        cols = [c for c in self.common if c.lower() not in {x.lower() for x in self.scrub_cols}
+                or o.include_scrubbed]
+        if not cols:
+            return
+        a_cols = ", ".join(f"a.{q(c)}" for c in cols)
+        b_cols = ", ".join(f"b.{q(c)}" for c in cols)
+        group = ", ".join(f"{q(c)} COLLATE BINARY" for c in cols)
+        sql = (f"SELECT {', '.join(q(c) for c in cols)}, sum(l), sum(r) FROM ("
+               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
+               f"UNION ALL SELECT {b_cols}, 0, 1 FROM r.{q(rt.name)} AS b{self._range_join('b', rt)}) "
+               f"GROUP BY {group} HAVING sum(l) <> sum(r)")
+        n = len(cols)
+        for row in self.conn.execute(sql):
+            left_n, right_n = row[n], row[n + 1]
+            kind = "removed" if left_n > right_n else "added"
+            ch = Change("data", f"{o.store}.{lt.name}", kind, store=o.store, table=lt.name,
+                        count=abs(left_n - right_n))
+            if self._emit(ch):
+                shown, m = o.shower.row(cols, row[:n])
+                if kind == "removed":
+                    ch.left = shown
+                else:
+                    ch.right = shown
+                ch.masked = m
+                yield ch
+
+    def _scrub_entries(self) -> Iterator[Change]:
+        lt, rt, o = self.lt, self.rt, self.o
+        for c in self.scrub_cols:
+            if self.pk:
+                on = " AND ".join(f"b.{q(p)} IS a.{q(p)}" for p in self.pk)
+            elif lt.rowid and rt.rowid:
+                on = f"b.{q(rt.rowid)} = a.{q(lt.rowid)}"
+            else:
+                on = "1"
+            sql = (f"SELECT 1 FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} JOIN r.{q(rt.name)} AS b "
+                   f"ON {on} WHERE a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
+            if self.conn.execute(sql).fetchone():
+                yield Change("data", f"{o.store}.{lt.name}.{c}", "changed", intent="scrub", store=o.store,
+                             table=lt.name, column=c)
+
+
+# --- entry points ----------------------------------------------------------------------
+
+class _Cache:
+    """Finished diffs by the two files' tokens (``store_token``): a refresh that finds
+    neither file changed costs two stats."""
+
+    def __init__(self, size: int = 32) -> None:
+        self.items: OrderedDict[tuple[Any, ...], tuple[list[Change], list[GroupSummary], bool]] = OrderedDict()
+        self.size = size
+
+    def get(self, key: tuple[Any, ...]) -> tuple[list[Change], list[GroupSummary], bool] | None:
+        hit = self.items.get(key)
+        if hit is not None:
+            self.items.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple[Any, ...], value: tuple[list[Change], list[GroupSummary], bool]) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+CACHE = _Cache()
+
+
+def diff_files(left: str, right: str, options: Options, groups: list[GroupSummary] | None = None,
+               use_cache: bool = True) -> Iterator[Change]:
+    """Stream the changes between two SQLite files; summaries are appended to ``groups``."""
+    key = (str(Path(left).absolute()), str(Path(right).absolute()), pages.store_token(left),
+           pages.store_token(right), options.include_scrubbed, options.limit,
+           tuple(sorted((t, tuple(sorted(c))) for t, c in options.scrubbed.items())), options.shower.key)
+    hit = CACHE.get(key) if use_cache else None
+    if hit is not None:
+        changes, gs, _same = hit
+        for g in gs:
+            if groups is not None:
+                groups.append(GroupSummary(**{**g.__dict__, "status": "cached" if g.status != "same" else "same"}))
+        yield from changes
+        return
+    d = SqliteDiff(left, right, options)
+    found: list[Change] = []
+    try:
+        for ch in d.changes():
+            found.append(ch)
+            yield ch
+    finally:
+        if groups is not None:
+            groups.extend(d.groups)
+    if use_cache and pages.store_token(left) == key[2] and pages.store_token(right) == key[3]:
+        CACHE.put(key, (found, d.groups, d.same))
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m workbench.diff.sqlite",
+                                 description="Diff two SQLite files: schema and rows.")
+    ap.add_argument("left")
+    ap.add_argument("right")
+    ap.add_argument("--json", action="store_true", help="one JSON object per change")
+    ap.add_argument("--limit", type=int, default=None, help="at most N changes per table")
+    ap.add_argument("--store", default="db", help="the store name used in paths")
+    args = ap.parse_args(list(argv) if argv is not None else None)
+    groups: list[GroupSummary] = []
+    opts = Options(store=args.store, limit=args.limit)
+    import sys
+
+    out = sys.stdout
+    for ch in diff_files(args.left, args.right, opts, groups, use_cache=False):
+        if args.json:
+            out.write(json.dumps(ch.as_dict(), ensure_ascii=False) + "\n")
+        else:
+            from workbench.diff.render import change_line
+            out.write(change_line(ch) + "\n")
+    for g in groups:
+        if g.more:
+            out.write(f"# {g.name}: {g.more} more\n")
+    return 0
+
+
+__all__ = ["BlobText", "Options", "SqliteDiff", "diff_files", "read_schema", "main"]
+
+if __name__ == "__main__":
+    raise SystemExit(main())
