@@ -115,7 +115,7 @@ class MainScreen(Screen[None]):
                 yield SnapshotList(id="snapshots")
             yield DiffView(id="diff")
         yield Activity(id="activity")
-        yield Footer(compact=True, show_command_palette=False)
+        yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one("#envs").border_title = "Environments"
