@@ -55,9 +55,14 @@ check: $(STAMP_TEST)
 screenshots: $(STAMP_TEST)
 	$(BIN)/python scripts/screenshots.py
 
+# Every bench/bench_*.py, one after the other; BENCH_ARGS go to each (e.g. BENCH_ARGS="--runs 3").
+BENCH_ARGS ?=
 bench: $(STAMP_TEST)
-	@if [ -f bench/run.py ]; then $(BIN)/python bench/run.py; \
-	else echo "bench/run.py is missing: nothing to time yet." >&2; exit 1; fi
+	@set -e; found=0; for script in bench/bench_*.py; do \
+		[ -f "$$script" ] || continue; found=1; \
+		echo "== $$script"; $(BIN)/python "$$script" $(BENCH_ARGS); \
+	done; \
+	if [ $$found = 0 ]; then echo "no bench/bench_*.py to run" >&2; exit 1; fi
 
 clean-venv:
 	rm -rf $(VENV)
