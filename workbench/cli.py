@@ -185,6 +185,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, want_json)
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug: still no traceback unless asked for
+        if debug:
+            raise
+        return _fail(ReproError(f"unexpected {type(exc).__name__}: {exc}",
+                                "This is a bug in repro-tui. Run again with --debug to see where, and report it."),
+                     want_json)
 
 
 def _fail(exc: ReproError, want_json: bool) -> int:
