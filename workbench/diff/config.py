@@ -24,7 +24,11 @@ from workbench.diff.model import Change, GroupSummary
 from workbench.diff.values import Shower
 
 BUDGET_SECONDS = 2.0
-MAX_TEXT_BYTES = 2_000_000          # larger unparseable files: compared by size and hash only
+MAX_TEXT_BYTES = 8_000_000          # larger unparseable files: compared by size and hash only
+MAX_DIFF_LINES = 20_000             # past this many differing lines, only the line counts are told
+# ruamel.yaml reads about 0.1 MB/s in pure Python (a 4 MB file takes a minute): past this
+# size a YAML file is compared line by line instead, which takes a fraction of a second
+MAX_PARSE_BYTES = {"yaml": 400_000, "toml": 4_000_000, "ini": 4_000_000, "env": 4_000_000, "json": 50_000_000}
 _SKIP_DIRS = {".git", ".repro", "node_modules", "__pycache__", ".venv"}
 _PARSE_CACHE: dict[tuple[str, int, int, int], tuple[bytes, Any]] = {}
 
@@ -187,6 +191,8 @@ class ConfigDiff:
         try:
             if kind == "text":
                 raise Unparsed("no parser for this file type")
+            if max(len(ba), len(bb)) > MAX_PARSE_BYTES[kind]:
+                raise Unparsed(f"{kind.upper()} over {MAX_PARSE_BYTES[kind] // 1000} KB, too slow to parse live")
             da, db = _parsed(pa, ba, kind), _parsed(pb, bb, kind)
         except Unparsed as exc:
             g.note = f"compared as text ({exc})"
@@ -276,7 +282,22 @@ class ConfigDiff:
             ch.right = f"({len(bb)} bytes, sha256 {hashlib.sha256(bb).hexdigest()[:12]})"
             yield ch
             return
-        lines = difflib.unified_diff(ta.splitlines(), tb.splitlines(), f"a/{rel}", f"b/{rel}", n=2, lineterm="")
+        la, lb = ta.splitlines(), tb.splitlines()
+        head = 0   # equal leading and trailing lines are cut first: difflib is quadratic at worst
+        while head < min(len(la), len(lb)) and la[head] == lb[head]:
+            head += 1
+        tail = 0
+        while tail < min(len(la), len(lb)) - head and la[-1 - tail] == lb[-1 - tail]:
+            tail += 1
+        keep = max(0, head - 2)
+        mid_a, mid_b = la[keep:len(la) - max(0, tail - 2)], lb[keep:len(lb) - max(0, tail - 2)]
+        if len(mid_a) + len(mid_b) > MAX_DIFF_LINES:
+            ch.left, ch.right = f"({len(la)} lines)", f"({len(lb)} lines)"
+            g.note = f"{len(mid_a) + len(mid_b)} lines differ: too many to list"
+            yield ch
+            return
+        lines = list(difflib.unified_diff(mid_a, mid_b, f"a/{rel}", f"b/{rel}", n=2, lineterm=""))
+        lines = [_shift_hunk(x, keep) for x in lines]
         ch.lines = [mask_line(line, self.shower) for line in lines]
         ch.masked = any("<secret:" in line for line in ch.lines)
         yield ch
@@ -293,6 +314,17 @@ def mask_line(line: str, shower: Shower) -> str:
         value = m["value"].strip().strip("'\"")
         line = f"{m['head']}{shower.policy.tag(value)}{m['tail']}"
     return shower.policy.redact_text(line, [])
+
+
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
+
+
+def _shift_hunk(line: str, by: int) -> str:
+    """Renumber a hunk header after leading lines were cut off."""
+    m = _HUNK.match(line)
+    if not m or not by:
+        return line
+    return f"@@ -{int(m[1]) + by}{m[2] or ''} +{int(m[3]) + by}{m[4] or ''} @@{line[m.end():]}"
 
 
 def _read(path: Path) -> bytes:
