@@ -42,7 +42,7 @@ class WorkbenchApp(App[int]):
     def __init__(self, ws: Any, clock: Clock | None = None, *, mask: bool = False,
                  keymap: dict[str, str] | None = None, keymap_file: Path | None = None,
                  keymap_problems: list[str] | None = None, poll_interval: float = 1.0,
-                 watch_interval: float = 0.5) -> None:
+                 diff_limit: int = 100_000) -> None:
         super().__init__()
         self.ws = ws
         self.clock: Clock = clock or time.time
@@ -51,7 +51,7 @@ class WorkbenchApp(App[int]):
         self.keymap_file = keymap_file
         self.keymap_problems = keymap_problems or []
         self.poll_interval = poll_interval
-        self.watch_interval = watch_interval
+        self.diff_limit = diff_limit
         self.workspace_name = ws.spec.name
         self.prod_branch = ws.spec.prod_branch
         self.backend_name = ws.spec.backend
@@ -95,14 +95,15 @@ class WorkbenchApp(App[int]):
 
 
 def make_app(ws: Any, clock: Clock | None = None, *, mask: bool = False, keymap_file: Path | None = None,
-             poll_interval: float = 1.0, watch_interval: float = 0.5) -> WorkbenchApp:
+             poll_interval: float = 1.0, diff_limit: int = 100_000) -> WorkbenchApp:
     """The app for ``ws``. ``clock`` gives "now" for ages (tests pass a fixed one); ``mask``
     hides ports, which change from run to run (snapshot tests); the keymap is read from
-    ``keymap_file`` (default: the user's config directory)."""
+    ``keymap_file`` (default: the user's config directory). ``diff_limit`` caps the changes
+    kept per table (the rest are counted, shown as "+N more"), which bounds memory."""
     path = keymap_file or keymap_path()
     keymap, problems = load_keymap(path)
     return WorkbenchApp(ws, clock, mask=mask, keymap=keymap, keymap_file=path, keymap_problems=problems,
-                        poll_interval=poll_interval, watch_interval=watch_interval)
+                        poll_interval=poll_interval, diff_limit=diff_limit)
 
 
 def run_app(ws: Any) -> int:

@@ -69,6 +69,14 @@ BIG_REPORT = 20_000
 """Above this many changes, the diff pane's views are built in a worker."""
 
 
+def _has_watch() -> bool:
+    try:
+        import workbench.diff.watch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _error_text(exc: BaseException) -> str:
     """The engine's message (and hint) for a ReproError; one line, never a traceback, otherwise."""
     if isinstance(exc, ReproError):
@@ -251,11 +259,12 @@ class MainScreen(Screen[None]):
                 if not stop.is_set():
                     self.post_message(DiffComputed(left, right, report, generation))
 
-            watch = getattr(reader, "watch", None)
-            try:
-                watch(left, right, deliver, stop, interval=self.wb.watch_interval)
-            except TypeError:  # a watch without the interval option
-                watch(left, right, deliver, stop)
+            if _has_watch():
+                reader.watch(left, right, deliver, stop, limit=self.wb.diff_limit)
+            else:  # an engine without the watch API: recompute every couple of seconds
+                while not stop.is_set():
+                    deliver(reader.diff(left, right, limit=self.wb.diff_limit))
+                    stop.wait(self.wb.poll_interval)
         except Exception as exc:
             if not stop.is_set():
                 self.post_message(DiffFailed(left, right, _error_text(exc), generation))
@@ -304,9 +313,9 @@ class MainScreen(Screen[None]):
         hidden = sum(views.counts[s][1] for s in views.counts)
         parts = [f"{report.left} ↔ {report.right}", "live"]
         if hidden and not views.show_intended:
-            parts.append(f"{hidden} intended hidden ({self.key_for('intended')} shows)")
+            parts.append(f"{hidden} intended hidden ({self.key_for('intended')})")
         elif hidden:
-            parts.append(f"{hidden} intended shown ({self.key_for('intended')} hides)")
+            parts.append(f"{hidden} intended shown ({self.key_for('intended')})")
         if views.needle:
             parts.append(f"filter “{views.needle}”")
         if not any(views.counts[s][0] or views.counts[s][2] for s in views.counts):

@@ -155,6 +155,11 @@ def outcome_label(outcome: str) -> str:
     return f"{symbol} {outcome}"
 
 
+def shown_in_journal(entry: Any) -> bool:
+    """The background preparation of ready copies is shown only when it fails."""
+    return not (entry.op == "prepare-ready" and entry.outcome in ("ok", "running"))
+
+
 def journal_line(entry: Any, now: float) -> str:
     """``2m  ✓ fork b1  1.4 s  copy db + scrub 0.9 s`` — what happened and how long it took."""
     what = f"{entry.op} {entry.env}" if entry.env else entry.op
@@ -222,7 +227,17 @@ def change_values(change: Any, limit: int = 60) -> str:
 
 def intent_text(change: Any) -> str:
     intent = getattr(change, "intent", None)
-    return f"({intent})" if intent else ""
+    if intent:
+        return f"({intent})"
+    return "(runtime)" if getattr(change, "runtime", False) else ""
+
+
+def section_path(change: Any, section: str) -> str:
+    """A change's path as its tab shows it: ``web.env.MODE`` in the Services tab (the
+    section is already said by the tab)."""
+    path = str(getattr(change, "path", ""))
+    prefix = f"{section}."
+    return path[len(prefix):] if path.startswith(prefix) else path
 
 
 def key_text(key: Any) -> str:
@@ -248,7 +263,7 @@ def change_cells(change: Any, section: str) -> tuple[str, ...]:
         if not key and not getattr(change, "column", None):
             column = ""
         return (kind_symbol(kind), key or short_path(change), column, change_values(change, 80), intent_text(change))
-    return (kind_symbol(kind), str(getattr(change, "path", "")), change_values(change, 80), intent_text(change))
+    return (kind_symbol(kind), section_path(change, section), change_values(change, 80), intent_text(change))
 
 
 def change_detail(change: Any) -> str:
@@ -375,8 +390,8 @@ def title_text(workspace: str, left: str, right: str | None, live: bool) -> str:
     if right is None or right == left:
         what = "prod: select a clone to see what differs"
     else:
-        what = f"diff {left} ↔ {right}"
-    return f"repro-tui · {workspace} · {what}" + ("  · live" if live and right and right != left else "")
+        what = f"{left} ↔ {right}" + (" (live)" if live else "")
+    return f"repro-tui · {workspace} · {what}"
 
 
 @dataclass

@@ -38,12 +38,12 @@ class TypedConfirmDialog(ModalScreen[Confirmed | None]):
             box.border_title = self.title_text
             yield Static(Content(self.explanation), classes="explanation")
             yield Static(Content(f"Type {self.expected} to confirm:"), classes="prompt")
-            yield Input(placeholder=self.expected, id="typed")
+            yield Input(placeholder=self.expected, id="typed", compact=True)
             if self.option:
-                yield Checkbox(self.option, id="option")
+                yield Checkbox(self.option, id="option", compact=True)
             with Horizontal(classes="buttons"):
-                yield Button(self.button, variant="error", id="confirm", disabled=True)
-                yield Button("Cancel", id="cancel")
+                yield Button(self.button, variant="error", id="confirm", disabled=True, compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     @on(Input.Changed, "#typed")
     def _typed(self, event: Input.Changed) -> None:

@@ -54,13 +54,14 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
         with Vertical(classes="dialog-box") as box:
             box.border_title = "Fork a new clone"
             yield Static("Name (a-z, 0-9 and '-', e.g. bug-1042):", classes="prompt")
-            yield Input(placeholder=suggest_name(self.taken), id="name")
+            yield Input(placeholder=suggest_name(self.taken), id="name", compact=True)
             yield Static("", id="name-problem", classes="problem")
             yield Static("Source (prod, a clone, or a clone's snapshot):", classes="prompt")
-            yield Select([(s, s) for s in self.sources], value=self.source, allow_blank=False, id="source")
+            yield Select([(s, s) for s in self.sources], value=self.source, allow_blank=False, id="source",
+                         compact=True)
             with Horizontal(classes="buttons"):
-                yield Button("Fork", variant="primary", id="fork")
-                yield Button("Cancel", id="cancel")
+                yield Button("Fork", variant="primary", id="fork", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     def typed_name(self) -> str:
         value = self.query_one("#name", Input).value.strip()

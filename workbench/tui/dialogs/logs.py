@@ -37,7 +37,8 @@ class LogsDialog(ModalScreen[None]):
         with Vertical(classes="dialog-box wide") as box:
             box.border_title = f"Logs of {self.env}  (esc closes)"
             if len(self.services) > 1:
-                yield Select([(s, s) for s in self.services], value=self.service, allow_blank=False, id="service")
+                yield Select([(s, s) for s in self.services], value=self.service, allow_blank=False, id="service",
+                             compact=True)
             yield Static("", id="log-status", classes="prompt")
             yield Log(id="log", max_lines=2000)
 

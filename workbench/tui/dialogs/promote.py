@@ -30,10 +30,11 @@ def diff_content(files: list[str], diff_text: str) -> Content:
     if files:
         parts.append(Content.styled(f"{len(files)} file(s): " + ", ".join(files), "bold"))
     else:
-        parts.append(Content.styled("no uncommitted change: the branch's commits are promoted", "bold"))
-    lines = diff_text.splitlines()
+        parts.append(Content.styled("no uncommitted change in the worktree: "
+                                    "only the branch's own commits would be promoted", "bold"))
+    lines = _without_headers(diff_text.splitlines())
     for line in lines[:MAX_LINES]:
-        if line.startswith(("+++", "---")):
+        if line.startswith("▸ "):
             parts.append(Content.styled(line, "bold"))
         elif line.startswith("+"):
             parts.append(Content.styled(line, "$text-success"))
@@ -46,6 +47,28 @@ def diff_content(files: list[str], diff_text: str) -> Content:
     if len(lines) > MAX_LINES:
         parts.append(Content.styled(f"… {len(lines) - MAX_LINES} more lines (git diff in the worktree)", "italic"))
     return Content("\n").join(parts)
+
+
+def _without_headers(lines: list[str]) -> list[str]:
+    """Git's per-file header (diff --git, index, ---, +++) becomes one ``▸ FILE`` line."""
+    out: list[str] = []
+    in_header = False
+    old_name = ""
+    for line in lines:
+        if line.startswith("diff --git "):
+            in_header = True
+            continue
+        if not in_header or line.startswith("@@"):
+            in_header = False
+            out.append(line)
+        elif line.startswith("--- "):
+            old_name = line[4:].removeprefix("a/")
+        elif line.startswith("+++ "):
+            new_name = line[4:].removeprefix("b/")
+            out.append("▸ " + (old_name if new_name == "/dev/null" else new_name))
+        elif line.startswith(("new file", "deleted file", "rename ", "Binary ")):
+            out.append(f"  ({line})")
+    return out
 
 
 class PromoteDialog(ModalScreen[PromoteRequest | None]):
@@ -65,11 +88,12 @@ class PromoteDialog(ModalScreen[PromoteRequest | None]):
             with VerticalScroll(id="promote-diff"):
                 yield Static(diff_content(self.files, self.diff_text))
             yield Static("Commit message:", classes="prompt")
-            yield Input(placeholder="Fix …", id="message")
-            yield Checkbox(f"also merge into {self.prod_branch} (prod's branch; asks to confirm)", id="merge")
+            yield Input(placeholder="Fix …", id="message", compact=True)
+            yield Checkbox(f"also merge into {self.prod_branch} (prod's branch; asks to confirm)", id="merge",
+                           compact=True)
             with Horizontal(classes="buttons"):
-                yield Button("Promote", variant="primary", id="promote", disabled=True)
-                yield Button("Cancel", id="cancel")
+                yield Button("Promote", variant="primary", id="promote", disabled=True, compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#message", Input).focus()

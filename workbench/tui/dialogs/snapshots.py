@@ -46,11 +46,11 @@ class SnapshotNameDialog(ModalScreen[str | None]):
         with Vertical(classes="dialog-box") as box:
             box.border_title = f"Snapshot {self.env}"
             yield Static("Name (enter keeps the default):", classes="prompt")
-            yield Input(placeholder=default_snapshot_name(self.taken), id="name")
+            yield Input(placeholder=default_snapshot_name(self.taken), id="name", compact=True)
             yield Static("", id="name-problem", classes="problem")
             with Horizontal(classes="buttons"):
-                yield Button("Snapshot", variant="primary", id="ok")
-                yield Button("Cancel", id="cancel")
+                yield Button("Snapshot", variant="primary", id="ok", compact=True)
+                yield Button("Cancel", id="cancel", compact=True)
 
     def typed_name(self) -> str:
         field = self.query_one("#name", Input)

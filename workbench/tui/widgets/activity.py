@@ -10,7 +10,7 @@ from textual.content import Content
 from textual.reactive import reactive
 from textual.widgets import ProgressBar, Static
 
-from workbench.tui.presentation import journal_line
+from workbench.tui.presentation import journal_line, shown_in_journal
 
 
 class Activity(Vertical):
@@ -45,7 +45,7 @@ class Activity(Vertical):
         self.query_one("#progress-text", Static).update(Content(f" ⟳ {step}" if step else ""))
 
     def show_journal(self, entries: list[Any], now: float) -> None:
-        lines = tuple(journal_line(e, now) for e in entries[: self.lines])
+        lines = tuple(journal_line(e, now) for e in [e for e in entries if shown_in_journal(e)][: self.lines])
         if lines == self._journal:
             return
         self._journal = lines

@@ -219,10 +219,22 @@ class ChangeTable(ScrollView, can_focus=True):
             if i:
                 segments.append(Segment(" ", gap))
             if cell_len(text) > w:
-                text = set_cell_size(text, max(0, w - 1)) + "…" if w > 1 else set_cell_size(text, w)
+                text = _shorten(text, w, from_left=(i == 1))
             segments.append(Segment(set_cell_size(text, w), styles[i]))
         strip = Strip(segments)
         return strip.crop_extend(0, width, gap)
+
+
+def _shorten(text: str, width: int, from_left: bool) -> str:
+    """Cut to ``width`` cells with an ellipsis; paths keep their end (the specific part)."""
+    if width <= 1:
+        return set_cell_size(text, width)
+    if from_left:
+        tail = text[-(width - 1):]
+        while cell_len(tail) > width - 1:
+            tail = tail[1:]
+        return "…" + tail
+    return set_cell_size(text, width - 1) + "…"
 
 
 def _same(a: Any, b: Any) -> bool:

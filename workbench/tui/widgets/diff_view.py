@@ -44,7 +44,8 @@ class DiffView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="diff-status")
-        yield Input(placeholder="filter: part of a path or a value (enter keeps it, esc clears it)", id="filter")
+        yield Input(placeholder="filter: part of a path or a value (enter keeps it, esc clears it)", id="filter",
+                    compact=True)
         with TabbedContent(id="tabs"):
             for section in ("config", "services"):
                 with TabPane(TITLES[section], id=section):

@@ -1,0 +1,284 @@
+"""The screen, driven by its keys on a real workspace at 80x24 (Textual's Pilot).
+
+Every action runs the real engine: real git, real SQLite, real service processes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.tui_support import (
+    change_rows_elsewhere,
+    git,
+    make_workspace,
+    notifications,
+    screen_text,
+    stop_services,
+    wait_for,
+)
+from workbench.tui.app import make_app
+from workbench.tui.dialogs.confirm import TypedConfirmDialog
+from workbench.tui.dialogs.fork import ForkDialog
+from workbench.tui.dialogs.promote import PromoteDialog
+from workbench.tui.main_screen import MainScreen
+from workbench.tui.widgets.change_table import ChangeTable
+from workbench.workspace import Workspace
+
+SIZE = (80, 24)
+
+
+@pytest.fixture
+def root(tmp_path: Path):
+    path = make_workspace(tmp_path / "shop")
+    yield path
+    stop_services(path)
+
+
+@pytest.fixture
+def forked(root: Path):
+    """The workspace with a clone b1 already forked (by the engine, as the CLI would)."""
+    ws = Workspace(root)
+    ws.fork("prod", "b1")
+    yield ws
+    ws.close()
+
+
+def app_for(root: Path, tmp_path: Path, **kw):
+    ws = Workspace(root)
+    return make_app(ws, keymap_file=tmp_path / "no-keymap.toml", **kw)
+
+
+def main(app) -> MainScreen:
+    screen = app.screen
+    assert isinstance(screen, MainScreen)
+    return screen
+
+
+def main_of(pilot) -> MainScreen:
+    return pilot.app.screen_stack[0]
+
+
+async def ready_diff(pilot, name: str = "b1") -> MainScreen:
+    screen = main_of(pilot)
+    await wait_for(pilot, lambda: name in screen.envs, what=f"{name} listed")
+    if screen.selected != name:
+        screen.query_one("#envs").select_name(name)
+    await wait_for(pilot, lambda: screen.report is not None and screen.report.right == name, what="the diff")
+    return screen
+
+
+def rows(screen: MainScreen, section: str) -> list[tuple[str, ...]]:
+    table = screen.query_one(f"#{section}-changes", ChangeTable)
+    return [table.row_cells(i) for i in range(table.row_count)]
+
+
+async def test_fork_from_the_keyboard_lists_the_clone(root, tmp_path):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = main_of(pilot)
+        await wait_for(pilot, lambda: "prod" in screen.envs, what="prod listed")
+        await wait_for(pilot, lambda: "no clone yet: f forks prod" in screen_text(app), what="the hint")
+        await pilot.press("f")
+        assert isinstance(app.screen, ForkDialog)
+        await pilot.press(*"bug-7", "enter")
+        await wait_for(pilot, lambda: "bug-7" in screen.envs and not screen.busy, 30, "bug-7 forked")
+        await wait_for(pilot, lambda: screen.selected == "bug-7", what="bug-7 selected")
+        text = screen_text(app)
+        assert "bug-7" in text and "repro/bug-7" in text and "1 snap" in text
+        assert "running" in text                                  # the state as a word, not colour alone
+        assert any("bug-7 forked" in n for n in notifications(app))
+        await wait_for(pilot, lambda: "fork bug-7" in screen_text(app), what="the journal entry")
+    assert Workspace(root).status("bug-7").state == "running"
+
+
+async def test_fork_dialog_checks_the_name_as_it_is_typed(root, tmp_path, forked):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "b1" in main_of(pilot).envs)
+        await pilot.press("f")
+        dialog = app.screen
+        assert isinstance(dialog, ForkDialog)
+        await pilot.press("B")
+        assert "lower-case" in screen_text(app) and dialog.query_one("#fork").disabled
+        await pilot.press("backspace", *"b1")
+        assert "exists already" in screen_text(app)
+        await pilot.press("enter")                                 # refused in the dialog: nothing runs
+        assert isinstance(app.screen, ForkDialog)
+        await pilot.press("backspace", "2")
+        assert not dialog.query_one("#fork").disabled
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen) and not main_of(pilot).busy
+
+
+async def test_a_row_changed_by_another_process_shows_in_the_data_tab(root, tmp_path, forked):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await pilot.press("3")
+        assert rows(screen, "data") == []
+        assert "no unexpected data change" in screen_text(app)
+        change_rows_elsewhere(forked.stores["db"].location("b1"), "UPDATE orders SET status = 'refunded' WHERE id = 42")
+        import time
+
+        t0 = time.monotonic()
+        await wait_for(pilot, lambda: rows(screen, "data"), timeout=5, what="the changed row")
+        assert time.monotonic() - t0 < 2.0
+        assert rows(screen, "data") == [("~", "42", "status", "paid → refunded", "")]
+        text = screen_text(app)
+        assert "Data 1" in text and "db › orders  1" in text and "paid → refunded" in text
+
+
+async def test_reset_clears_the_diff_at_once_and_z_undoes_it(root, tmp_path, forked):
+    change_rows_elsewhere(forked.stores["db"].location("b1"), "UPDATE orders SET status = 'lost' WHERE id < 4")
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await pilot.press("3")
+        await wait_for(pilot, lambda: len(rows(screen, "data")) == 3, what="3 changed rows")
+        assert "z" not in {b.binding.key for b in screen.active_bindings.values()}   # nothing to undo yet
+        await pilot.press("r")                                     # no dialog: at once
+        await wait_for(pilot, lambda: not screen.busy, 30, "the reset")
+        assert any("reset to forked" in n and "Press z to undo" in n for n in notifications(app))
+        await wait_for(pilot, lambda: rows(screen, "data") == [], what="the diff to clear")
+        await wait_for(pilot, lambda: screen.envs["b1"].can_undo_reset, what="undo to be offered")
+        await pilot.press("z")
+        await wait_for(pilot, lambda: not screen.busy, 30, "the undo")
+        await wait_for(pilot, lambda: len(rows(screen, "data")) == 3, what="the rows to come back")
+
+
+async def test_promote_commits_the_fix_in_git(root, tmp_path, forked):
+    worktree = forked.worktree("b1")
+    (worktree / "config" / "app.yaml").write_text("feature:\n  rounding: round\ncurrency: EUR\n")
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await wait_for(pilot, lambda: rows(screen, "config"), what="the config change")
+        assert rows(screen, "config")[0][1:3] == ("config/app.yaml:feature.rounding", "floor → round")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog), what="the promote dialog")
+        await pilot.pause(0.1)
+        text = screen_text(app)
+        assert "config/app.yaml" in text and "+  rounding: round" in text
+        await pilot.press(*"Round discounts", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not screen.busy, 30, "the promote")
+        assert any("committed" in n and "repro/b1" in n for n in notifications(app))
+    log = git(root, "log", "-1", "--format=%B", "repro/b1")
+    assert log.startswith("Round discounts") and "Repro-Environment: b1" in log
+    assert git(root, "log", "-1", "--format=%s", "main") == "shop"      # prod's branch untouched
+
+
+async def test_promote_with_merge_asks_for_the_branch_name(root, tmp_path, forked):
+    (forked.worktree("b1") / "config" / "app.yaml").write_text("feature:\n  rounding: round\ncurrency: EUR\n")
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog), what="the promote dialog")
+        await pilot.press(*"Round discounts")
+        app.screen.query_one("#merge").value = True
+        await pilot.press("enter")
+        assert isinstance(app.screen, TypedConfirmDialog)
+        assert app.screen.query_one("#confirm").disabled
+        await pilot.press(*"main", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not screen.busy, 30, "the merge")
+        assert any("merged into main" in n for n in notifications(app))
+    git(root, "merge-base", "--is-ancestor", "repro/b1", "main")         # fails unless the fix is in main
+    assert "Round discounts" in git(root, "log", "--format=%s", "main")
+
+
+async def test_refused_actions_say_why(root, tmp_path, forked):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = main_of(pilot)
+        await wait_for(pilot, lambda: "b1" in screen.envs)
+        screen.query_one("#envs").select_name("prod")
+        await wait_for(pilot, lambda: screen.selected == "prod")
+        offered = {b.binding.action for b in screen.active_bindings.values()}
+        assert "fork" in offered and not offered & {"snapshot", "reset", "promote", "destroy"}
+        assert " s Snap" not in screen_text(app)                   # the footer does not offer it
+        await pilot.press("s")
+        assert any("prod is read-only" in n for n in notifications(app))
+        # a refusal by the engine itself: nothing to promote
+        screen.query_one("#envs").select_name("b1")
+        await wait_for(pilot, lambda: screen.selected == "b1")
+        await pilot.press("p")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog), what="the promote dialog")
+        assert "no uncommitted change" in screen_text(app)
+        await pilot.press(*"Nothing", "enter")
+        await wait_for(pilot, lambda: any("nothing to promote" in n for n in notifications(app)),
+                       what="the engine's refusal")
+        assert "Traceback" not in screen_text(app)
+
+
+async def test_snapshot_then_reset_to_a_chosen_one(root, tmp_path, forked):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await pilot.press("s")
+        await pilot.press("enter")                                 # the default name, s1
+        await wait_for(pilot, lambda: not screen.busy and len(screen.envs["b1"].snapshots) == 2, 30, "s1")
+        assert "s1" in screen_text(app)
+        await pilot.press("R")
+        await pilot.press("down", "enter")                         # newest first: s1, then forked
+        await wait_for(pilot, lambda: not screen.busy and screen.envs["b1"].last_reset == "forked", 30, "reset")
+        assert "◂ reset here" in screen_text(app)
+
+
+async def test_destroy_needs_the_name_typed(root, tmp_path, forked):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await pilot.press("d")
+        dialog = app.screen
+        assert isinstance(dialog, TypedConfirmDialog)
+        await pilot.press("b", "enter")
+        assert app.screen is dialog and dialog.query_one("#confirm").disabled
+        await pilot.press("1", "enter")
+        await wait_for(pilot, lambda: "b1" not in screen.envs and not screen.busy, 30, "b1 destroyed")
+        assert screen.selected == "prod"
+    assert [e.name for e in Workspace(root).list_envs()] == ["prod"]
+
+
+async def test_filter_and_intended_changes(root, tmp_path, forked):
+    change_rows_elsewhere(forked.stores["db"].location("b1"), "UPDATE orders SET status = 'lost' WHERE id < 4")
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        await pilot.press("2")
+        assert rows(screen, "services") == []                      # only intended: hidden
+        await pilot.press("u")
+        await wait_for(pilot, lambda: any(r[-1] == "(override)" for r in rows(screen, "services")))
+        await pilot.press("3", "slash", *"[2]")
+        await wait_for(pilot, lambda: len(rows(screen, "data")) == 1, what="the filter")
+        assert rows(screen, "data")[0][1] == "2"
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: len(rows(screen, "data")) == 3, what="the filter to clear")
+
+
+async def test_keys_are_remapped_from_the_keymap_file(root, tmp_path):
+    keymap = tmp_path / "keymap.toml"
+    keymap.write_text('fork = "n"\nhelp = "h"\n')
+    app = make_app(Workspace(root), keymap_file=keymap)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "prod" in main_of(pilot).envs)
+        await pilot.press("f")
+        assert isinstance(app.screen, MainScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, ForkDialog)
+        await pilot.press("escape", "h")
+        assert "fork = \"n\"" in screen_text(app) or "n  Fork prod" in screen_text(app)
+
+
+async def test_logs_of_a_service(root, tmp_path, forked):
+    log = forked.run_dir("b1") / "web.log"
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready_diff(pilot)
+        with open(log, "a") as f:
+            f.write("GET /orders/42 500\n")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: "GET /orders/42 500" in screen_text(app), what="the log line")
+        await pilot.press("escape")
+        assert isinstance(app.screen, MainScreen)

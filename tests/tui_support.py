@@ -1,0 +1,126 @@
+"""What the screen's tests share: a small real workspace, waiting for the screen, reading it.
+
+The workspace is real: a git repository, a repro.yaml with one local HTTP service, a
+SQLite store with a scrubbed column and an override, a config file. The screen runs on
+it through ``make_app`` exactly as ``repro-tui`` does.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+YAML = """\
+name: shop
+backend: local
+prod:
+  branch: main
+services:
+  web:
+    command: python -m http.server {port} --bind 127.0.0.1
+    port: PORT
+    env: {SMTP_HOST: smtp.example.com, MODE: live}
+    health: tcp
+stores:
+  db: {type: sqlite, path: data/shop.db}
+clone:
+  overrides:
+    env: {SMTP_HOST: "127.0.0.1:1025"}
+  scrub:
+    db:
+      users.email: email
+config_files: [config/*.yaml]
+"""
+
+FIXED_NOW = 1_767_225_600.0   # 2026-01-01 00:00 UTC: the clock of snapshot tests
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_workspace(root: Path, port: int | None = None, orders: int = 200) -> Path:
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    (root / "repro.yaml").write_text(YAML.replace("PORT", str(port or free_port())))
+    (root / "config").mkdir()
+    (root / "config" / "app.yaml").write_text("feature:\n  rounding: floor\ncurrency: EUR\n")
+    (root / ".gitignore").write_text("data/\n")
+    (root / "data").mkdir()
+    db = sqlite3.connect(root / "data" / "shop.db")
+    db.executescript("""
+        CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT);
+        CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER, total REAL, status TEXT);
+    """)
+    db.executemany("INSERT INTO users VALUES (?, ?, ?)", [(i, f"User {i}", f"user{i}@real.test") for i in range(1, 31)])
+    db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)",
+                   [(i, 1 + i % 30, i * 1.5, "paid") for i in range(1, orders + 1)])
+    db.commit()
+    db.close()
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "shop")
+    return root
+
+
+def stop_services(root: Path) -> None:
+    """No process outlives its test."""
+    import json
+    import os
+    import signal
+
+    for pid_file in (root / ".repro" / "run").glob("*/*.pid"):
+        try:
+            os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
+        except (OSError, ValueError, KeyError):
+            pass
+
+
+def change_rows_elsewhere(db_path: str, sql: str) -> None:
+    """Change the clone's data from another process, as the clone's app would."""
+    import sys
+
+    subprocess.run([sys.executable, "-c", "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); "
+                    "db.execute(sys.argv[2]); db.commit()", db_path, sql], check=True)
+
+
+async def wait_for(pilot: Any, check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Let the screen run until ``check()`` is truthy (workers post from their threads)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or check}\n{screen_text(pilot.app)}")
+        await pilot.pause(0.05)
+
+
+def screen_text(app: Any) -> str:
+    """What the terminal shows, as text (what a user reads, without colour)."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
+def notifications(app: Any) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+def freeze_times(root: Path, now: float = FIXED_NOW) -> None:
+    """Make every recorded time of the workspace fixed, so ages and durations are stable."""
+    db = sqlite3.connect(root / ".repro" / "state.db")
+    db.execute("UPDATE envs SET created_at = ?", (now - 7200,))
+    db.execute("UPDATE snapshots SET created_at = ? + seq * 60", (now - 3600,))
+    db.execute("UPDATE journal SET started_at = ? + id * 10, finished_at = ? + id * 10 + 1.25, steps = '[]'",
+               (now - 3000, now - 3000))
+    db.commit()
+    db.close()
