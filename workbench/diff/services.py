@@ -120,8 +120,9 @@ class ServicesDiff:
             yield from self._described(name, g)
 
     def _runtime(self, name: str, g: GroupSummary) -> Iterator[Change]:
-        ra = (self.left.runtime or {}).get(name) if self.left.runtime is not None else None
-        rb = (self.right.runtime or {}).get(name) if self.right.runtime is not None else None
+        if self.left.runtime is None or self.right.runtime is None:
+            return   # a snapshot has no runtime: nothing to set beside the other side's
+        ra, rb = self.left.runtime.get(name), self.right.runtime.get(name)
         if ra is None and rb is None:
             return
         base = f"services.{name}.runtime"

@@ -486,8 +486,10 @@ class TableDiff:
             sql = (f"SELECT 1 FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} JOIN r.{q(rt.name)} AS b "
                    f"ON {on} WHERE a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
             if self.conn.execute(sql).fetchone():
-                yield Change("data", f"{o.store}.{lt.name}.{c}", "changed", intent="scrub", store=o.store,
-                             table=lt.name, column=c)
+                ch = Change("data", f"{o.store}.{lt.name}.{c}", "changed", intent="scrub", store=o.store,
+                            table=lt.name, column=c)
+                if self._emit(ch):
+                    yield ch
 
 
 # --- entry points ----------------------------------------------------------------------
