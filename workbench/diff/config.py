@@ -24,6 +24,7 @@ from workbench.diff.model import Change, GroupSummary
 from workbench.diff.values import Shower
 
 BUDGET_SECONDS = 2.0
+SMALL_LIST = 2000                   # lists up to this many items (both sides) are aligned by deepdiff
 MAX_TEXT_BYTES = 8_000_000          # larger unparseable files: compared by size and hash only
 MAX_DIFF_LINES = 20_000             # past this many differing lines, only the line counts are told
 # ruamel.yaml reads about 0.1 MB/s in pure Python (a 4 MB file takes a minute): past this
@@ -232,9 +233,14 @@ class ConfigDiff:
                     yield from self._one(rel, g, parts + [k], "added", None, y[k])
                 else:
                     yield from self._structured(rel, x[k], y[k], g, parts + [k])
-        elif isinstance(x, list) and isinstance(y, list) and len(x) == len(y):
+        elif isinstance(x, list) and isinstance(y, list) and (len(x) == len(y) or len(x) + len(y) > SMALL_LIST):
+            # pair items by position; a big list with items inserted is not aligned (difflib is quadratic)
             for i, (xi, yi) in enumerate(zip(x, y, strict=False)):
                 yield from self._structured(rel, xi, yi, g, parts + [i])
+            for i in range(len(y), len(x)):
+                yield from self._one(rel, g, parts + [i], "removed", x[i], None)
+            for i in range(len(x), len(y)):
+                yield from self._one(rel, g, parts + [i], "added", None, y[i])
         elif not isinstance(x, (dict, list)) or not isinstance(y, (dict, list)):
             yield from self._one(rel, g, parts, "changed", x, y)
         else:
@@ -244,11 +250,10 @@ class ConfigDiff:
         """deepdiff for what the walk above cannot pair (lists of different lengths, ...)."""
         from deepdiff import DeepDiff
 
-        cap = 1000 if self.limit is None else max(1, self.limit - g.shown) + 1
-        # lists of different lengths are aligned with difflib, quadratic at worst: pair big ones by index
-        big = isinstance(x, list) and isinstance(y, list) and len(x) + len(y) > 2000
-        dd = DeepDiff(x, y, ignore_order=False, view="tree", max_diffs=cap, cache_size=0,
-                      threshold_to_diff_deeper=0, verbose_level=2, zip_ordered_iterables=big)
+        # only small values get here (lists of different lengths under SMALL_LIST items, or a
+        # list against a mapping): deepdiff aligns such lists with difflib, quadratic at worst
+        dd = DeepDiff(x, y, ignore_order=False, view="tree", cache_size=0, threshold_to_diff_deeper=0,
+                      verbose_level=2)
         for report, levels in dd.items():
             kind = ("added" if report.endswith("_added") else "removed" if report.endswith("_removed")
                     else "changed")
