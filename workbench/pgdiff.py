@@ -164,8 +164,8 @@ class TableDiff:
 
     def _checksums(self, where: str, bucket: str, extra_from: str = "") -> tuple[dict[Any, tuple], dict[Any, tuple]]:
         h = self._row_expr()
-        sql = (f"SELECT {bucket} AS b, count(*) AS n, sum(hashtext({h})::bigint) AS s, "
-               f"sum(hashtext({h} || 'x')::bigint % 1000003) AS x FROM {{T}} {extra_from} WHERE {where} GROUP BY 1")
+        sql = (f"SELECT b, count(*) AS n, sum(h::bigint) AS s, bit_xor((h::bigint * 2654435761) % 4294967291) AS x "
+               f"FROM (SELECT {bucket} AS b, hashtext({h}) AS h FROM {{T}} {extra_from} WHERE {where}) q GROUP BY 1")
         a, b = self._both(sql)
         return ({r["b"]: (r["n"], r["s"], r["x"]) for r in a}, {r["b"]: (r["n"], r["s"], r["x"]) for r in b})
 
@@ -183,11 +183,16 @@ class TableDiff:
         split = parts
         leaves: list[tuple[int, int]] = []
         while ranges:
-            values = ", ".join(f"({i}, {r_lo}, {r_hi}, {max(1, math.ceil((r_hi - r_lo + 1) / split))})"
-                               for i, (r_lo, r_hi) in enumerate(ranges))
-            bucket = f"r.i * {split + 1} + ({pk} - r.lo) / r.w"
-            ca, cb = self._checksums(f"{pk} BETWEEN r.lo AND r.hi", bucket,
-                                     f"JOIN (VALUES {values}) AS r(i, lo, hi, w) ON true")
+            if len(ranges) == 1:  # one range (the first pass): constants, no join
+                r_lo, r_hi = ranges[0]
+                w = max(1, math.ceil((r_hi - r_lo + 1) / split))
+                ca, cb = self._checksums(f"{pk} BETWEEN {r_lo} AND {r_hi}", f"({pk} - {r_lo}) / {w}")
+            else:
+                values = ", ".join(f"({i}, {r_lo}, {r_hi}, {max(1, math.ceil((r_hi - r_lo + 1) / split))})"
+                                   for i, (r_lo, r_hi) in enumerate(ranges))
+                bucket = f"r.i * {split + 1} + ({pk} - r.lo) / r.w"
+                ca, cb = self._checksums(f"{pk} BETWEEN r.lo AND r.hi", bucket,
+                                         f"JOIN (VALUES {values}) AS r(i, lo, hi, w) ON true")
             nxt: list[tuple[int, int]] = []
             for bkey in set(ca) | set(cb):
                 if ca.get(bkey) == cb.get(bkey):
