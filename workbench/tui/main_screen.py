@@ -109,6 +109,7 @@ class MainScreen(Screen[None]):
         self._diff_timer: Timer | None = None
         self._filter_timer: Timer | None = None
         self._reported_pending: set[int] = set()
+        self._last_diff_error: str | None = None
 
     @property
     def wb(self) -> WorkbenchApp:
@@ -239,8 +240,8 @@ class MainScreen(Screen[None]):
             self.report = None
             self.diff_pending = False
             has_clones = any(e.kind == "clone" for e in self.envs.values())
-            hint = ("select a clone (↑ ↓) to see how it differs from prod" if has_clones
-                    else "no clone yet: f forks prod into one")
+            hint = ("↑↓ selects a clone to compare with prod" if has_clones
+                    else f"no clone yet: {self.key_for('fork')} forks prod into one")
             diff.clear(f"prod · {hint}" if self.envs else "reading the workspace …")
             return
         self.diff_pending = True
@@ -259,8 +260,12 @@ class MainScreen(Screen[None]):
                 if not stop.is_set():
                     self.post_message(DiffComputed(left, right, report, generation))
 
+            def failed(exc: ReproError) -> None:  # the watch goes on: the next change may mend it
+                if not stop.is_set():
+                    self.post_message(DiffFailed(left, right, _error_text(exc), generation))
+
             if _has_watch():
-                reader.watch(left, right, deliver, stop, limit=self.wb.diff_limit)
+                reader.watch(left, right, deliver, stop, limit=self.wb.diff_limit, on_error=failed)
             else:  # an engine without the watch API: recompute every couple of seconds
                 while not stop.is_set():
                     deliver(reader.diff(left, right, limit=self.wb.diff_limit))
@@ -277,6 +282,7 @@ class MainScreen(Screen[None]):
             return
         self.report = message.report
         self.diff_pending = False
+        self._last_diff_error = None
         self._show_report()
 
     def on_diff_failed(self, message: DiffFailed) -> None:
@@ -284,7 +290,9 @@ class MainScreen(Screen[None]):
             return
         self.diff_pending = False
         self.query_one(DiffView).set_status(f"{message.left} ↔ {message.right} · ✖ {first_line(message.message)}")
-        self.notify(message.message, title="diff failed", severity="error", timeout=8)
+        if message.message != self._last_diff_error:  # a watch retries: say it once, not every poll
+            self._last_diff_error = message.message
+            self.notify(message.message, title="diff failed", severity="error", timeout=8)
 
     def _show_report(self) -> None:
         if self.report is None:

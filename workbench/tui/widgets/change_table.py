@@ -191,17 +191,17 @@ class ChangeTable(ScrollView, can_focus=True):
         base = self.rich_style
         if width <= 0:
             return Strip.blank(0)
+        if not len(self._view):  # no header over nothing: the empty text says why
+            if y == 0 and self.empty_text:
+                style = base + self._style("empty")
+                return Strip([Segment(set_cell_size(f"  {self.empty_text}", width), style)], width)
+            return Strip.blank(width, base)
         widths = self._column_widths(width)
         if y == 0:
             headers = DATA_HEADERS if self.section == "data" else OTHER_HEADERS
             style = base + self._style("header")
             return self._strip(headers, widths, [style] * len(headers), style, width)
         index = int(self.scroll_offset.y) + y - 1
-        if not len(self._view):
-            if y == 1:
-                style = base + self._style("empty")
-                return Strip([Segment(set_cell_size(f"  {self.empty_text}", width), style)], width)
-            return Strip.blank(width, base)
         if index >= len(self._view):
             return Strip.blank(width, base)
         cells = self.row_cells(index)
