@@ -499,7 +499,7 @@ class Workspace:
             raise Refused(f"{env} has a snapshot named {name!r} already.",
                           f"Choose another name, or delete it: repro-tui snapshot {env} --delete {name}")
         sid = self._new_snapshot_id()
-        with self._operation("snapshot", env, {"snapshot": name, "id": sid}, progress) as op:
+        with self._operation("snapshot", env, {"env": env, "snapshot": name, "id": sid}, progress) as op:
             with op.step(f"snapshot {name}"):
                 self._take_snapshot(env, name, sid)
         self._spawn_ready(env, name)

@@ -142,6 +142,9 @@ class LocalBackend(Backend):
             if progress:
                 progress(f"starting {name}")
             port = ctx.ports.get(name)
+            deadline = time.monotonic() + 2.0  # a service just stopped may take a moment to let go of it
+            while port and port_open(port) and time.monotonic() < deadline:
+                time.sleep(0.05)
             if port and port_open(port):
                 raise BackendError(
                     f"cannot start {ctx.name}/{name}: port {port} on 127.0.0.1 is already in use.",
