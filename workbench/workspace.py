@@ -478,6 +478,7 @@ class Workspace:
         wt.keep_ref(f"refs/repro/{env}/{name}", tree)
         for store in self.stores.values():
             store.snapshot(env, name)
+        self.backend.snapshot_data(self.context(env), name)
         self.state.add_snapshot(env, name, sid, commit, tree, dirty)
 
     def snapshots(self, env: str) -> list[SnapshotInfo]:
@@ -519,6 +520,8 @@ class Workspace:
         with self._ready_lock(env):
             for store in self.stores.values():
                 store.delete_snapshot(env, name)
+            if self.state.env(env) is not None:
+                self.backend.delete_snapshot_data(self.context(env), name)
             from workbench.vcs import Worktree
 
             if self.worktree(env).exists():
@@ -565,12 +568,13 @@ class Workspace:
                 was_running = any(s.state == "running" for s in self.backend.status(ctx).values())
                 op.note(was_running=was_running)
                 with op.step("services stopped"):
-                    self.backend.stop(ctx)
+                    self.backend.stop_for_reset(ctx)
                 used_ready = True
                 with op.step("data swapped"):
                     for name, store in self.stores.items():
                         used_ready = store.reset(env, target.name, target.id) and used_ready
                         op.note(swapped=[*op.args.get("swapped", []), name])
+                    self.backend.reset_data(ctx, target.name)
                 if code:
                     tree = self.state.snapshot_tree(env, target.name)
                     if tree:
@@ -854,12 +858,13 @@ class Workspace:
     def logs(self, env: str, service: str | None = None, follow: bool = False, lines: int = 200) -> Iterator[str]:
         check_env_name(env)
         ctx = self.context(env)
-        if not ctx.services:
+        names = self.backend.service_names(ctx)
+        if not names:
             raise NotFound("this workspace declares no service, so there are no logs.")
         if service is None:
-            service = next(iter(ctx.services))
-        elif service not in ctx.services:
-            raise NotFound(f"no service named {service!r} in {env}.", f"Services: {', '.join(ctx.services)}")
+            service = names[0]
+        elif service not in names:
+            raise NotFound(f"no service named {service!r} in {env}.", f"Services: {', '.join(names)}")
         return self.backend.logs(ctx, service, follow, lines)
 
     def shell_env(self, env: str) -> dict[str, str]:

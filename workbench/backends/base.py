@@ -89,6 +89,25 @@ class Backend(ABC):
         """Remove everything the backend made for a clone. Idempotent."""
         self.stop(ctx, progress)
 
+    # data the backend holds itself (docker: named volumes); local stores hold the rest
+    def snapshot_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:  # noqa: B027
+        """Copy the clone's backend-held data (volumes) into snapshot ``snapshot``, consistently."""
+
+    def reset_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:  # noqa: B027
+        """Put back the backend-held data of a snapshot (services are stopped)."""
+
+    def delete_snapshot_data(self, ctx: EnvContext, snapshot: str) -> None:  # noqa: B027
+        """Remove the backend-held copies of one snapshot. Idempotent."""
+
+    def stop_for_reset(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """Stop what must not run while data is swapped (docker keeps database servers up,
+        since their stores swap databases inside them)."""
+        self.stop(ctx, progress)
+
+    def service_names(self, ctx: EnvContext) -> list[str]:
+        """The services an environment runs (adopted compose services included)."""
+        return list(ctx.services)
+
     def describe(self, ctx: EnvContext) -> dict[str, dict[str, Any]]:
         """Normalised runtime settings per service, for the services diff."""
         return {}
