@@ -128,6 +128,8 @@ def make_read_only(path: Path) -> None:
     for root, dirs, files in os.walk(path):
         for f in files:
             p = os.path.join(root, f)
+            if os.path.islink(p):  # chmod follows links: it would change the target (perhaps prod's file)
+                continue
             mode = os.stat(p).st_mode
             os.chmod(p, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
@@ -136,6 +138,8 @@ def make_writable(path: Path) -> None:
     for root, dirs, files in os.walk(path):
         for f in files:
             p = os.path.join(root, f)
+            if os.path.islink(p):
+                continue
             os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
 
 
