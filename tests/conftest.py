@@ -17,8 +17,12 @@ DATA = HERE / "data"
 ROOT = HERE.parent
 
 # Tests commit: give git an identity unless one is set (a CI machine may have none).
-for var, value in (("GIT_AUTHOR_NAME", "Test User"), ("GIT_AUTHOR_EMAIL", "test@example.invalid"),
-                   ("GIT_COMMITTER_NAME", "Test User"), ("GIT_COMMITTER_EMAIL", "test@example.invalid")):
+for var, value in (
+    ("GIT_AUTHOR_NAME", "Test User"),
+    ("GIT_AUTHOR_EMAIL", "test@example.invalid"),
+    ("GIT_COMMITTER_NAME", "Test User"),
+    ("GIT_COMMITTER_EMAIL", "test@example.invalid"),
+):
     os.environ.setdefault(var, value)
 # Ready copies are made in the background in real use; tests make them in the foreground
 # unless a test asks for the background helper, so no process outlives its test.
@@ -29,12 +33,24 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-            input: str | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    input: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess:
     """The real command line, as a user runs it (a new process)."""
     full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=full_env, capture_output=True,
-                          text=True, input=input, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "workbench", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        input=input,
+        timeout=timeout,
+    )
 
 
 SHOP_YAML = """\
@@ -70,10 +86,13 @@ def make_shop_db(path: Path, users: int = 50) -> None:
         CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT, email TEXT UNIQUE, phone TEXT);
         CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER REFERENCES users(id), total REAL, status TEXT);
     """)
-    db.executemany("INSERT INTO users VALUES (?, ?, ?, ?)",
-                   [(i, f"Zoë Person{i}", f"person{i}@realmail.test", f"+44 20 7946 {i:04d}") for i in range(1, users + 1)])
-    db.executemany("INSERT INTO orders VALUES (?, ?, ?, ?)",
-                   [(i, 1 + i % users, i * 1.5, "paid") for i in range(1, 201)])
+    db.executemany(
+        "INSERT INTO users VALUES (?, ?, ?, ?)",
+        [(i, f"Zoë Person{i}", f"person{i}@realmail.test", f"+44 20 7946 {i:04d}") for i in range(1, users + 1)],
+    )
+    db.executemany(
+        "INSERT INTO orders VALUES (?, ?, ?, ?)", [(i, 1 + i % users, i * 1.5, "paid") for i in range(1, 201)]
+    )
     db.commit()
     db.close()
 
@@ -140,7 +159,8 @@ def chinook(tmp_path: Path):
     (root / "data").mkdir()
     shutil.copy(DATA / "Chinook_Sqlite.sqlite", root / "data" / "chinook.sqlite")
     (root / ".gitignore").write_text("data/\n")
-    (root / "repro.yaml").write_text(textwrap.dedent("""\
+    (root / "repro.yaml").write_text(
+        textwrap.dedent("""\
         name: music
         stores:
           db: {type: sqlite, path: data/chinook.sqlite}
@@ -152,7 +172,8 @@ def chinook(tmp_path: Path):
               Customer.Fax: null
               Employee.Email: email
               Employee.Phone: phone
-        """))
+        """)
+    )
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "music")
     yield root

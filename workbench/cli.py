@@ -29,10 +29,15 @@ class Parser(argparse.ArgumentParser):
         raise InvalidInput(f"{self.prog}: {message}.", f"See: {self.prog} --help")
 
 
-def _common(json_default: Any) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("-w", "--workspace", metavar="PATH", default=json_default,
-                   help="the workspace (default: found upward from the current folder)")
+def _common(json_default: Any) -> Parser:
+    p = Parser(add_help=False)
+    p.add_argument(
+        "-w",
+        "--workspace",
+        metavar="PATH",
+        default=json_default,
+        help="the workspace (default: found upward from the current folder)",
+    )
     p.add_argument("--json", action="store_true", default=json_default, help="print JSON")
     p.add_argument("--debug", action="store_true", default=json_default, help="show tracebacks")
     return p
@@ -40,9 +45,14 @@ def _common(json_default: Any) -> argparse.ArgumentParser:
 
 def build_parser() -> Parser:
     common = _common(argparse.SUPPRESS)
-    parser = Parser(prog="repro-tui", description="Fork prod into an isolated clone, see what differs, reset it "
-                    "in a key press, and promote the fix as a git commit. Without a command: open the screen.",
-                    epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[_common(None)])
+    parser = Parser(
+        prog="repro-tui",
+        description="Fork prod into an isolated clone, see what differs, reset it "
+        "in a key press, and promote the fix as a git commit. Without a command: open the screen.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=[_common(None)],
+    )
     parser.add_argument("--version", action="version", version=f"repro-tui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
@@ -156,10 +166,10 @@ def _table(rows: list[list[str]], out) -> None:
         return
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
-        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() + "\n")
+        out.write("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)).rstrip() + "\n")
 
 
-def _emit(args: argparse.Namespace, data: Any, text: Callable[[], None]) -> None:
+def _emit(args: argparse.Namespace, data: Any, text: Callable[[], object]) -> None:
     if args.json:
         json.dump(data, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
@@ -188,9 +198,13 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: still no traceback unless asked for
         if debug:
             raise
-        return _fail(ReproError(f"unexpected {type(exc).__name__}: {exc}",
-                                "This is a bug in repro-tui. Run again with --debug to see where, and report it."),
-                     want_json)
+        return _fail(
+            ReproError(
+                f"unexpected {type(exc).__name__}: {exc}",
+                "This is a bug in repro-tui. Run again with --debug to see where, and report it.",
+            ),
+            want_json,
+        )
 
 
 def _fail(exc: ReproError, want_json: bool) -> int:
@@ -208,8 +222,10 @@ def _open(args: argparse.Namespace):
 
     ws = Workspace.open(args.workspace)
     for entry in ws.try_recover():
-        sys.stderr.write(f"note: {entry.op} of {entry.env} had been cut off; it was "
-                         f"{'rolled back' if entry.op == 'fork' else 'recovered'}.\n")
+        sys.stderr.write(
+            f"note: {entry.op} of {entry.env} had been cut off; it was "
+            f"{'rolled back' if entry.op == 'fork' else 'recovered'}.\n"
+        )
     return ws
 
 
@@ -226,7 +242,7 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
 
         return serve(args.workspace, args.port)
     if command == "init":
-        from workbench.backends.docker_init import run_init  # type: ignore[import-not-found]
+        from workbench.backends.docker_init import run_init
 
         return run_init(args)
     ws = _open(args)
@@ -238,12 +254,23 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
             rows = [["NAME", "KIND", "STATE", "BRANCH", "AGE", "SNAPSHOTS", "PORTS"]]
             for e in envs:
                 ports = ",".join(str(s.get("port")) for s in e.services.values() if s.get("port"))
-                rows.append([e.name, e.kind, e.state, e.branch, _age(e.created_at),
-                             str(len(e.snapshots)) if e.kind == "clone" else "-", ports or "-"])
+                rows.append(
+                    [
+                        e.name,
+                        e.kind,
+                        e.state,
+                        e.branch,
+                        _age(e.created_at),
+                        str(len(e.snapshots)) if e.kind == "clone" else "-",
+                        ports or "-",
+                    ]
+                )
             _table(rows, out)
             for p in pending:
-                out.write(f"! {p.op} of {p.env} was cut off; the next command that changes something recovers it "
-                          "(or: repro-tui recover)\n")
+                out.write(
+                    f"! {p.op} of {p.env} was cut off; the next command that changes something recovers it "
+                    "(or: repro-tui recover)\n"
+                )
 
         _emit(args, [e.as_dict() for e in envs], text)
     elif command == "status":
@@ -263,8 +290,11 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
                 names = ", ".join(s.name for s in e.snapshots) or "none"
                 out.write(f"  snapshots {names}\n")
                 if e.last_reset:
-                    out.write(f"  last reset to {e.last_reset}" + (" (undo: repro-tui reset --undo)"
-                                                                    if e.can_undo_reset else "") + "\n")
+                    out.write(
+                        f"  last reset to {e.last_reset}"
+                        + (" (undo: repro-tui reset --undo)" if e.can_undo_reset else "")
+                        + "\n"
+                    )
 
         _emit(args, e.as_dict(), text)
     elif command == "fork":
@@ -282,8 +312,11 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
     elif command == "snapshot":
         if args.delete:
             ws.delete_snapshot(args.env, args.delete)
-            _emit(args, {"deleted": args.delete, "env": args.env},
-                  lambda: out.write(f"deleted snapshot {args.env}@{args.delete}\n"))
+            _emit(
+                args,
+                {"deleted": args.delete, "env": args.env},
+                lambda: out.write(f"deleted snapshot {args.env}@{args.delete}\n"),
+            )
         else:
             s = ws.snapshot(args.env, args.name, progress=progress)
             progress.done()
@@ -294,8 +327,15 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
         def text() -> None:
             rows = [["NAME", "AGE", "SIZE", "COMMIT", "READY"]]
             for s in snaps:
-                rows.append([s.name, _age(s.created_at), _size(s.size), (s.commit or "-")[:10] + ("+" if s.dirty else ""),
-                             "yes" if s.ready else "-"])
+                rows.append(
+                    [
+                        s.name,
+                        _age(s.created_at),
+                        _size(s.size),
+                        (s.commit or "-")[:10] + ("+" if s.dirty else ""),
+                        "yes" if s.ready else "-",
+                    ]
+                )
             _table(rows, out)
             out.write(f"{len(snaps)} snapshot(s), {_size(sum(s.size for s in snaps))} on disk\n")
 
@@ -306,16 +346,25 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
                 raise InvalidInput("--undo takes no snapshot name.", f"repro-tui reset {args.env} --undo")
             ws.undo_reset(args.env, progress=progress)
             progress.done()
-            _emit(args, {"env": args.env, "undone": True},
-                  lambda: out.write(f"{args.env}: back to the state before the last reset "
-                                    f"(again: repro-tui reset {args.env} --undo)\n"))
+            _emit(
+                args,
+                {"env": args.env, "undone": True},
+                lambda: out.write(
+                    f"{args.env}: back to the state before the last reset (again: repro-tui reset {args.env} --undo)\n"
+                ),
+            )
         else:
             t0 = time.perf_counter()
             s = ws.reset(args.env, args.snapshot, code=args.code, progress=progress)
             progress.done()
-            _emit(args, {"env": args.env, "snapshot": s.name, "seconds": time.perf_counter() - t0},
-                  lambda: out.write(f"{args.env} reset to {s.name} in {(time.perf_counter() - t0) * 1000:.0f} ms "
-                                    f"(undo: repro-tui reset {args.env} --undo)\n"))
+            _emit(
+                args,
+                {"env": args.env, "snapshot": s.name, "seconds": time.perf_counter() - t0},
+                lambda: out.write(
+                    f"{args.env} reset to {s.name} in {(time.perf_counter() - t0) * 1000:.0f} ms "
+                    f"(undo: repro-tui reset {args.env} --undo)\n"
+                ),
+            )
     elif command == "promote":
         r = ws.promote(args.env, args.message, merge=args.merge, progress=progress)
         progress.done()
@@ -329,8 +378,10 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
     elif command == "destroy":
         if not args.yes:
             if not sys.stdin.isatty():
-                raise InvalidInput(f"destroy {args.env} needs a confirmation, and there is no terminal to ask.",
-                                   f"Add --yes: repro-tui destroy {args.env} --yes")
+                raise InvalidInput(
+                    f"destroy {args.env} needs a confirmation, and there is no terminal to ask.",
+                    f"Add --yes: repro-tui destroy {args.env} --yes",
+                )
             from workbench.names import check_env_name
 
             check_env_name(args.env)
@@ -340,8 +391,11 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
                 return 1
         notes = ws.destroy(args.env, force=args.force, progress=progress)
         progress.done()
-        _emit(args, {"destroyed": args.env, "notes": notes},
-              lambda: out.write(f"destroyed {args.env}\n" + "".join(f"  {n}\n" for n in notes)))
+        _emit(
+            args,
+            {"destroyed": args.env, "notes": notes},
+            lambda: out.write(f"destroyed {args.env}\n" + "".join(f"  {n}\n" for n in notes)),
+        )
     elif command in ("start", "stop"):
         e = getattr(ws, command)(args.env, progress=progress)
         progress.done()
@@ -367,9 +421,17 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
             rows = [["WHEN", "OP", "ENV", "OUTCOME", "TOOK", "WHO", "NOTE"]]
             for j in reversed(entries):
                 took = f"{j.seconds:.2f}s" if j.seconds is not None else "-"
-                rows.append([time.strftime("%m-%d %H:%M:%S", time.localtime(j.started_at)), j.op, j.env or "-",
-                             j.outcome, took, f"{j.user}@{j.host}", (j.message or "").splitlines()[0][:60]
-                             if j.message else ""])
+                rows.append(
+                    [
+                        time.strftime("%m-%d %H:%M:%S", time.localtime(j.started_at)),
+                        j.op,
+                        j.env or "-",
+                        j.outcome,
+                        took,
+                        f"{j.user}@{j.host}",
+                        (j.message or "").splitlines()[0][:60] if j.message else "",
+                    ]
+                )
             _table(rows, out)
 
         _emit(args, [j.as_dict() for j in entries], text)
@@ -379,8 +441,11 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
         return run_diff_command(ws, args, out)
     elif command == "recover":
         done = ws.recover()
-        _emit(args, [j.as_dict() for j in done],
-              lambda: out.write("".join(f"recovered {j.op} of {j.env}\n" for j in done) or "nothing to recover\n"))
+        _emit(
+            args,
+            [j.as_dict() for j in done],
+            lambda: out.write("".join(f"recovered {j.op} of {j.env}\n" for j in done) or "nothing to recover\n"),
+        )
     return 0
 
 

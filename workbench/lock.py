@@ -56,8 +56,10 @@ class WriterLock:
                 desc = f"{holder.get('op', 'an operation')} (pid {holder.get('pid', '?')})"
                 if time.monotonic() >= deadline:
                     os.close(fd)
-                    raise Refused(f"the workspace is busy: {desc} is changing it.",
-                                  "Wait for it to finish and try again (readers such as list and diff still work).")
+                    raise Refused(
+                        f"the workspace is busy: {desc} is changing it.",
+                        "Wait for it to finish and try again (readers such as list and diff still work).",
+                    ) from None
                 if on_wait and not told:
                     on_wait(f"waiting for {desc} to finish ...")
                     told = True

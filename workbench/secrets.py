@@ -16,11 +16,29 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-_SECRET_WORDS = {"password", "passwd", "pwd", "secret", "secrets", "token", "tokens", "credential",
-                 "credentials", "auth", "apikey", "passphrase"}
+_SECRET_WORDS = {
+    "password",
+    "passwd",
+    "pwd",
+    "secret",
+    "secrets",
+    "token",
+    "tokens",
+    "credential",
+    "credentials",
+    "auth",
+    "apikey",
+    "passphrase",
+}
 _SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key")}
-_NOT_SECRET_PAIRS = {("primary", "key"), ("foreign", "key"), ("sort", "key"), ("partition", "key"),
-                     ("cache", "key"), ("unique", "key")}
+_NOT_SECRET_PAIRS = {
+    ("primary", "key"),
+    ("foreign", "key"),
+    ("sort", "key"),
+    ("partition", "key"),
+    ("cache", "key"),
+    ("unique", "key"),
+}
 _URL_PASSWORD = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
 MASK_PREFIX = "<secret:"
@@ -49,7 +67,7 @@ class SecretPolicy:
         words = _words(last)
         if any(w in _SECRET_WORDS for w in words):
             return True
-        pairs = set(zip(words, words[1:]))
+        pairs = set(zip(words, words[1:], strict=False))
         if pairs & _SECRET_PAIRS:
             return True
         if "key" in words:
@@ -81,7 +99,9 @@ class SecretPolicy:
             return {k: self.mask_tree(v, str(k)) for k, v in data.items()}
         if isinstance(data, list):
             return [self.mask_tree(v, key) for v in data]
-        shown, _ = self.mask_value(key, data) if key else (redact_url(data, self) if isinstance(data, str) else data, False)
+        shown, _ = (
+            self.mask_value(key, data) if key else (redact_url(data, self) if isinstance(data, str) else data, False)
+        )
         return shown
 
     def redact_text(self, text: str, values: Iterable[str]) -> str:
@@ -98,7 +118,7 @@ def redact_url(value: str, policy: SecretPolicy) -> str:
     m = _URL_PASSWORD.match(value)
     if not m:
         return value
-    return f"{m['scheme']}{m['user']}:{policy.tag(m['pw'])}@" + value[m.end():]
+    return f"{m['scheme']}{m['user']}:{policy.tag(m['pw'])}@" + value[m.end() :]
 
 
 def _default_key() -> bytes:

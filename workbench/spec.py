@@ -23,14 +23,37 @@ BACKENDS = ("local", "docker")
 STORE_TYPES = ("sqlite", "postgres", "files")
 SCRUB_STRATEGIES = ("email", "name", "phone", "null", "hash", "constant", "keep")
 
-TOP_KEYS = ("name", "backend", "prod", "services", "stores", "clone", "config_files", "secrets",
-            "not_secrets", "docker")
+TOP_KEYS = (
+    "name",
+    "backend",
+    "prod",
+    "services",
+    "stores",
+    "clone",
+    "config_files",
+    "secrets",
+    "not_secrets",
+    "docker",
+)
 PROD_KEYS = ("branch", "compose_project")
 CLONE_KEYS = ("overrides", "scrub")
 OVERRIDE_KEYS = ("env", "services")
 LOCAL_SERVICE_KEYS = ("command", "port", "env", "health", "cwd", "start_timeout")
-DOCKER_SERVICE_KEYS = ("image", "command", "entrypoint", "environment", "env", "ports", "volumes",
-                       "depends_on", "healthcheck", "health", "working_dir", "user", "port")
+DOCKER_SERVICE_KEYS = (
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "env",
+    "ports",
+    "volumes",
+    "depends_on",
+    "healthcheck",
+    "health",
+    "working_dir",
+    "user",
+    "port",
+)
 STORE_KEYS = {
     "sqlite": ("type", "path"),
     "files": ("type", "path"),
@@ -66,12 +89,22 @@ class ServiceSpec:
 
     def declared(self) -> dict[str, Any]:
         """The settings as declared (templates unexpanded), for diffs and status."""
-        out: dict[str, Any] = {"command": self.command, "env": dict(self.env), "port": self.port,
-                               "health": None if self.health.kind == "none" else
-                               (f"http:{self.health.path}" if self.health.kind == "http" else "tcp")}
+        out: dict[str, Any] = {
+            "command": self.command,
+            "env": dict(self.env),
+            "port": self.port,
+            "health": None
+            if self.health.kind == "none"
+            else (f"http:{self.health.path}" if self.health.kind == "http" else "tcp"),
+        }
         if self.image:
-            out.update(image=self.image, entrypoint=self.entrypoint, ports=list(self.ports),
-                       volumes=list(self.volumes), depends_on=list(self.depends_on))
+            out.update(
+                image=self.image,
+                entrypoint=self.entrypoint,
+                ports=list(self.ports),
+                volumes=list(self.volumes),
+                depends_on=list(self.depends_on),
+            )
         return out
 
 
@@ -174,7 +207,7 @@ def _check_keys(loc: _Loc, node: Any, valid: tuple[str, ...], where: str) -> Non
             raise _bad(loc.of_key(node, key), f"unknown key '{key}' in {where}.", _suggest(key, valid))
 
 
-def _mapping(loc: _Loc, parent: Any, key: Any, what: str, optional: bool = True) -> CommentedMap:
+def _mapping(loc: _Loc, parent: Any, key: Any, what: str, optional: bool = True) -> Any:
     value = parent.get(key) if isinstance(parent, dict) else None
     if value is None:
         if optional:
@@ -263,19 +296,29 @@ def _health(loc: _Loc, node: Any, port: int | None) -> Health:
         if "http" in value:
             return Health("http", str(value["http"]))
         return Health("tcp")
-    raise _bad(loc.of_value(node, "health"), f"'health' must be 'tcp', 'none' or an HTTP path like '/health', not {_kind(value)}.")
+    raise _bad(
+        loc.of_value(node, "health"),
+        f"'health' must be 'tcp', 'none' or an HTTP path like '/health', not {_kind(value)}.",
+    )
 
 
 def _parse_scrub(loc: _Loc, node: CommentedMap, stores: dict[str, StoreSpec]) -> list[ScrubRule]:
     rules = []
     for store, cols in node.items():
         if store not in stores:
-            raise _bad(loc.of_key(node, store), f"scrub rules name the store '{store}', which is not under 'stores'.",
-                       _suggest(store, list(stores)) if stores else "Declare the store under 'stores' first.")
+            raise _bad(
+                loc.of_key(node, store),
+                f"scrub rules name the store '{store}', which is not under 'stores'.",
+                _suggest(store, list(stores)) if stores else "Declare the store under 'stores' first.",
+            )
         if stores[store].type == "files":
-            raise _bad(loc.of_key(node, store), f"the store '{store}' is a folder: scrub rules apply to databases only.")
+            raise _bad(
+                loc.of_key(node, store), f"the store '{store}' is a folder: scrub rules apply to databases only."
+            )
         if not isinstance(cols, dict):
-            raise _bad(loc.of_value(node, store), f"scrub rules of '{store}' must be a mapping of table.column: strategy.")
+            raise _bad(
+                loc.of_value(node, store), f"scrub rules of '{store}' must be a mapping of table.column: strategy."
+            )
         for target, strategy in cols.items():
             where = loc.of_key(cols, target)
             parts = str(target).split(".")
@@ -293,8 +336,11 @@ def _parse_scrub(loc: _Loc, node: CommentedMap, stores: dict[str, StoreSpec]) ->
                 value = strategy.split(":", 1)[1].strip()
                 strategy = "constant"
             if strategy not in SCRUB_STRATEGIES:
-                raise _bad(loc.of_value(cols, target), f"unknown scrub strategy '{strategy}'.",
-                           _suggest(str(strategy), SCRUB_STRATEGIES).replace("Valid keys", "Strategies"))
+                raise _bad(
+                    loc.of_value(cols, target),
+                    f"unknown scrub strategy '{strategy}'.",
+                    _suggest(str(strategy), SCRUB_STRATEGIES).replace("Valid keys", "Strategies"),
+                )
             rules.append(ScrubRule(store, ".".join(parts[:-1]), parts[-1], str(strategy), value))
     return rules
 
@@ -314,8 +360,10 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
         else:
             raise _bad(loc.of_value(node, "command"), f"'command' must be text or a list, not {_kind(cmd)}.")
     if backend == "local" and not svc.command:
-        raise _bad(loc.of_key(node, next(iter(node), name)) if node else loc.file,
-                   f"service '{name}' needs a 'command' (the local backend runs it as a process).")
+        raise _bad(
+            loc.of_key(node, next(iter(node), name)) if node else loc.file,
+            f"service '{name}' needs a 'command' (the local backend runs it as a process).",
+        )
     svc.port = _port(loc, node, "port")
     svc.env = _env_map(loc, node, "env")
     svc.env.update(_env_map(loc, node, "environment"))
@@ -359,16 +407,22 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         problem = str(exc.problem or exc.context).replace("'<stream end>'", "the end of the file")
         context = ""
         if exc.context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
-            context = f" ({exc.context} that starts at line {exc.context_mark.line + 1}, " \
-                      f"column {exc.context_mark.column + 1})"
-        raise InvalidInput(f"{where}: this is not valid YAML: {problem}{context}.",
-                           "Check the indentation, the brackets and the quoting there.") from None
+            context = (
+                f" ({exc.context} that starts at line {exc.context_mark.line + 1}, "
+                f"column {exc.context_mark.column + 1})"
+            )
+        raise InvalidInput(
+            f"{where}: this is not valid YAML: {problem}{context}.",
+            "Check the indentation, the brackets and the quoting there.",
+        ) from None
     except YAMLError as exc:
         raise InvalidInput(f"{file}: this is not valid YAML: {exc}.") from None
     if data is None:
         raise InvalidInput(f"{file}:1:1: the file is empty.", "Start from the example in README (section repro.yaml).")
     if not isinstance(data, dict):
-        raise InvalidInput(f"{file}:1:1: the top level must be a mapping of keys (name, backend, services, ...), not {_kind(data)}.")
+        raise InvalidInput(
+            f"{file}:1:1: the top level must be a mapping of keys (name, backend, services, ...), not {_kind(data)}."
+        )
     _check_keys(loc, data, TOP_KEYS, "the top level")
     if "name" not in data:
         raise InvalidInput(f"{file}:1:1: 'name' is missing: the workspace needs a name, e.g. 'name: shop'.")
@@ -376,8 +430,9 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
     if "backend" in data:
         backend = data["backend"]
         if backend not in BACKENDS:
-            raise _bad(loc.of_value(data, "backend"), f"unknown backend {backend!r}.",
-                       f"Use one of: {', '.join(BACKENDS)}.")
+            raise _bad(
+                loc.of_value(data, "backend"), f"unknown backend {backend!r}.", f"Use one of: {', '.join(BACKENDS)}."
+            )
         spec.backend = backend
     prod = _mapping(loc, data, "prod", "prod's branch")
     _check_keys(loc, prod, PROD_KEYS, "'prod'")
@@ -389,9 +444,9 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         spec.compose_project = _str(loc, prod, "compose_project", "a docker compose project name")
     services = _mapping(loc, data, "services", "services by name")
     for name, node in services.items():
-        problem = name_problem(str(name).replace("_", "-"))
-        if problem:
-            raise _bad(loc.of_key(services, name), f"invalid service name '{name}': {problem}.")
+        bad_name = name_problem(str(name).replace("_", "-"))
+        if bad_name:
+            raise _bad(loc.of_key(services, name), f"invalid service name '{name}': {bad_name}.")
         spec.services[str(name)] = _parse_service(loc, str(name), node, spec.backend)
     stores = _mapping(loc, data, "stores", "stores by name")
     for name, node in stores.items():
@@ -402,7 +457,11 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
             raise _bad(where, f"store '{name}' needs a 'type': one of {', '.join(STORE_TYPES)}.")
         kind = node["type"]
         if kind not in STORE_TYPES:
-            raise _bad(loc.of_value(node, "type"), f"unknown store type {kind!r}.", _suggest(str(kind), STORE_TYPES).replace("Valid keys here", "Store types"))
+            raise _bad(
+                loc.of_value(node, "type"),
+                f"unknown store type {kind!r}.",
+                _suggest(str(kind), STORE_TYPES).replace("Valid keys here", "Store types"),
+            )
         _check_keys(loc, node, STORE_KEYS[kind], f"store '{name}' ({kind})")
         st = StoreSpec(name=str(name), type=kind)
         if kind in ("sqlite", "files"):
@@ -430,13 +489,18 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
     svc_over = _mapping(loc, overrides, "services", "per-service overrides")
     for sname, node in svc_over.items():
         if sname not in spec.services:
-            raise _bad(loc.of_key(svc_over, sname), f"overrides name the service '{sname}', which is not under 'services'.",
-                       _suggest(str(sname), list(spec.services)))
+            raise _bad(
+                loc.of_key(svc_over, sname),
+                f"overrides name the service '{sname}', which is not under 'services'.",
+                _suggest(str(sname), list(spec.services)),
+            )
         if not isinstance(node, dict):
             raise _bad(loc.of_value(svc_over, sname), "a service override must be a mapping (e.g. env: {...}).")
         _check_keys(loc, node, ("env", "command"), f"overrides of '{sname}'")
-        spec.override_services[str(sname)] = {"env": _env_map(loc, node, "env"),
-                                              **({"command": node["command"]} if "command" in node else {})}
+        spec.override_services[str(sname)] = {
+            "env": _env_map(loc, node, "env"),
+            **({"command": node["command"]} if "command" in node else {}),
+        }
     scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
     spec.scrub = _parse_scrub(loc, scrub, spec.stores)
     spec.config_files = _str_list(loc, data, "config_files")
@@ -453,7 +517,9 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
                 raise InvalidInput(f"{file}: service '{sname}' depends on '{dep}', which is not under 'services'.")
     for st in spec.stores.values():
         if st.service and st.service not in spec.services and not spec.compose_project:
-            raise InvalidInput(f"{file}: store '{st.name}' names the service '{st.service}', which is not under 'services'.")
+            raise InvalidInput(
+                f"{file}: store '{st.name}' names the service '{st.service}', which is not under 'services'."
+            )
     return spec
 
 
@@ -462,7 +528,9 @@ def load_spec(root: Path, file: Path | None = None) -> Spec:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise InvalidInput(f"{path}: no repro.yaml here.", "Create one (see README, section repro.yaml) or run: repro-tui demo") from None
+        raise InvalidInput(
+            f"{path}: no repro.yaml here.", "Create one (see README, section repro.yaml) or run: repro-tui demo"
+        ) from None
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read it: {exc.strerror}.") from None
     if len(raw) > 1_000_000:

@@ -25,8 +25,10 @@ class Repo:
         try:
             self.repo = git.Repo(root)
         except (InvalidGitRepositoryError, NoSuchPathError):
-            raise Refused(f"{root} is not a git repository.",
-                          "repro-tui keeps code and config on git branches: run 'git init' and commit first.") from None
+            raise Refused(
+                f"{root} is not a git repository.",
+                "repro-tui keeps code and config on git branches: run 'git init' and commit first.",
+            ) from None
         self.root = root
         self.git = self.repo.git
 
@@ -181,13 +183,18 @@ class Worktree:
         try:
             self.git.merge("--no-edit", "-m", message, branch)
         except GitCommandError as exc:
-            conflicts = [line[3:] for line in self.git.status("--porcelain").splitlines()
-                         if line[:2] in ("UU", "AA", "DU", "UD", "AU", "UA", "DD")]
+            conflicts = [
+                line[3:]
+                for line in self.git.status("--porcelain").splitlines()
+                if line[:2] in ("UU", "AA", "DU", "UD", "AU", "UA", "DD")
+            ]
             try:
                 self.git.merge("--abort")
             except GitCommandError:
                 pass
             if conflicts:
-                raise Refused(f"the merge into prod's branch conflicts in: {', '.join(conflicts)}.",
-                              "Nothing was merged. Merge by hand, or rebase the clone's branch on prod's first.") from None
+                raise Refused(
+                    f"the merge into prod's branch conflicts in: {', '.join(conflicts)}.",
+                    "Nothing was merged. Merge by hand, or rebase the clone's branch on prod's first.",
+                ) from None
             raise Refused(f"git could not merge: {_err(exc)}") from None

@@ -877,7 +877,7 @@ class Workspace:
             out[f"REPRO_PORT_{name.upper().replace('-', '_')}"] = str(port)
         if hasattr(self.backend, "service_env"):
             for svc in ctx.services.values():
-                out.update(self.backend.service_env(ctx, svc))  # type: ignore[attr-defined]
+                out.update(self.backend.service_env(ctx, svc))
         return out
 
     def journal(self, env: str | None = None, limit: int = 50) -> list[JournalEntry]:

@@ -148,7 +148,7 @@ class LocalBackend(Backend):
             if port and port_open(port):
                 raise BackendError(
                     f"cannot start {ctx.name}/{name}: port {port} on 127.0.0.1 is already in use.",
-                    "Stop what uses it (ss -ltnp | grep :%d), or change the port in repro.yaml." % port)
+                    f"Stop what uses it (ss -ltnp | grep :{port}), or change the port in repro.yaml.")
             argv = self.command(ctx, svc)
             env = {**os.environ, **self.service_env(ctx, svc)}
             if port:

@@ -125,7 +125,7 @@ def _rmtree(path: Path) -> None:
 
 
 def make_read_only(path: Path) -> None:
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for f in files:
             p = os.path.join(root, f)
             if os.path.islink(p):  # chmod follows links: it would change the target (perhaps prod's file)
@@ -135,7 +135,7 @@ def make_read_only(path: Path) -> None:
 
 
 def make_writable(path: Path) -> None:
-    for root, dirs, files in os.walk(path):
+    for root, _dirs, files in os.walk(path):
         for f in files:
             p = os.path.join(root, f)
             if os.path.islink(p):
