@@ -460,12 +460,16 @@ def _open_screen(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace, progress: StepPrinter) -> int:
-    from workbench.demo import build_demo, default_demo_path
+    from workbench.backends.local import free_port, port_open
+    from workbench.demo import DEMO_PORT, build_demo, default_demo_path
     from workbench.workspace import Workspace
 
     path = Path(args.path).expanduser().resolve() if args.path else default_demo_path()
+    port = DEMO_PORT
+    if port_open(port):  # another demo's prod runs: this one takes a free port
+        port = free_port(set())
     progress("building the demo shop")
-    build_demo(path)
+    build_demo(path, port=port)
     ws = Workspace(path)
     if not args.no_start:
         progress("starting prod")

@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from workbench.demo.data import generate, write_invoices
-from workbench.demo.story import DEMO_BUG
+from workbench.demo.story import DEMO_BUG, DEMO_PORT
 from workbench.errors import InvalidInput, Refused
 
 CUSTOMERS = 500
@@ -75,15 +75,19 @@ def _git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
-def _copy_template(root: Path) -> None:
+def _copy_template(root: Path, port: int) -> None:
     template = resources.files("workbench.demo") / "template"
     for source, target in TEMPLATE_FILES.items():
         dest = root / target
         dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes((template / source).read_bytes())
+        data = (template / source).read_bytes()
+        if port != DEMO_PORT:  # another demo's prod holds the usual port: this one takes another
+            data = data.replace(str(DEMO_PORT).encode(), str(port).encode())
+        dest.write_bytes(data)
 
 
-def build_demo(path: Path, *, orders: int = 20000, progress: Progress | None = None) -> Path:
+def build_demo(path: Path, *, orders: int = 20000, progress: Progress | None = None,
+               port: int = DEMO_PORT) -> Path:
     """Create the demo workspace at ``path`` (a new or empty folder outside any git repository).
 
     The repository gets one commit on ``main``: app.py, config/app.yaml, .env, repro.yaml,
@@ -101,7 +105,7 @@ def build_demo(path: Path, *, orders: int = 20000, progress: Progress | None = N
         step("creating the git repository")
         _git(root, "init", "-q")
         _git(root, "symbolic-ref", "HEAD", "refs/heads/main")
-        _copy_template(root)
+        _copy_template(root, port)
         step(f"generating the shop's data ({orders} orders)")
         started = time.perf_counter()
         data = root / "data"
