@@ -65,7 +65,7 @@ def test_journal_line_says_what_happened_and_how_long_it_took():
 
 def test_values_are_one_line_and_bounded():
     assert p.value_text(None) == "∅"
-    assert p.value_text("") == ""
+    assert p.value_text("") == "''"           # not to be confused with NULL
     assert p.value_text("a\nb") == "a⏎b"
     assert p.value_text(b"\x00\x01" * 10).startswith("<20 bytes 0001")
     assert len(p.value_text("x" * 500, 60)) == 60
@@ -85,6 +85,17 @@ def test_change_cells_for_each_section():
                    key=[7])
     assert p.change_cells(added, "data") == ("+", "7", "(row)", "id=7, status=new", "")
     assert "refunded" in p.change_detail(row) and "paid" in p.change_detail(row)
+    scrub = Change("data", "db.users.email", "changed", intent="scrub", store="db", table="users", column="email")
+    assert p.change_cells(scrub, "data") == ("~", "(all rows)", "email", "(masked in the clone)", "(scrub)")
+    schema = Change("data", "db.orders.note", "added", None, "TEXT", store="db", table="orders", column="note",
+                    schema=True)
+    assert p.change_cells(schema, "data") == ("+", "(schema)", "note", "TEXT", "(schema)")
+    file = Change("data", "uploads:invoice-1.txt", "changed", "a1", "b2", store="uploads", key=["invoice-1.txt"])
+    assert p.change_cells(file, "data")[1:3] == ("invoice-1.txt", "")
+    dup = Change("data", "db.log", "added", None, {"msg": "x"}, store="db", table="log", count=3)
+    assert p.change_cells(dup, "data")[1:4] == ("(no key)", "(row)", "msg=x ×3")
+    text = Change("config", "config/notes.txt", "changed", lines=["--- a", "+++ b", "-old", "+new"])
+    assert p.change_cells(text, "config")[2] == "(text differs: 2 lines)"
 
 
 def test_filter_matches_path_and_values_case_insensitively():

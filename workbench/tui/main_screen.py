@@ -35,12 +35,6 @@ from textual.worker import get_current_worker
 from workbench.errors import ReproError
 from workbench.names import PROD
 from workbench.tui.availability import Situation, refusal
-from workbench.tui.dialogs.confirm import Confirmed, TypedConfirmDialog
-from workbench.tui.dialogs.fork import ForkDialog, ForkRequest
-from workbench.tui.dialogs.help import HelpDialog
-from workbench.tui.dialogs.logs import LogsDialog
-from workbench.tui.dialogs.promote import PromoteDialog, PromoteRequest
-from workbench.tui.dialogs.snapshots import ChooseDialog, SnapshotNameDialog
 from workbench.tui.keymap import KEYS, key_display
 from workbench.tui.messages import (
     DiffComputed,
@@ -64,6 +58,11 @@ from workbench.tui.widgets.environments import EnvList, SnapshotList
 
 if TYPE_CHECKING:
     from workbench.tui.app import WorkbenchApp
+    from workbench.tui.dialogs.confirm import Confirmed
+    from workbench.tui.dialogs.fork import ForkRequest
+    from workbench.tui.dialogs.promote import PromoteRequest
+
+# Dialogs are imported when first opened: the first frame does not wait for them.
 
 BIG_REPORT = 20_000
 """Above this many changes, the diff pane's views are built in a worker."""
@@ -134,7 +133,7 @@ class MainScreen(Screen[None]):
         self.query_one(DiffView).clear("reading the workspace …")
         self._update_title()
         self.query_one("#envs").focus()
-        self.poll()
+        self.call_after_refresh(self.poll)  # the first frame first, then the first read
 
     def on_unmount(self) -> None:
         self.stop_workers()
@@ -440,6 +439,8 @@ class MainScreen(Screen[None]):
         return self.selected
 
     def action_fork(self) -> None:
+        from workbench.tui.dialogs.fork import ForkDialog
+
         clones = [e for e in self.envs.values() if e.kind == "clone"]
         sources = [PROD] + [e.name for e in clones] + [f"{e.name}@{s.name}" for e in clones for s in e.snapshots]
 
@@ -451,6 +452,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(ForkDialog(sources, {e.name for e in clones}), forked)
 
     def action_snapshot(self) -> None:
+        from workbench.tui.dialogs.snapshots import SnapshotNameDialog
+
         env = self._clone()
         taken = {s.name for s in self.envs[env].snapshots}
 
@@ -470,6 +473,8 @@ class MainScreen(Screen[None]):
         self.run_operation("undo-reset", env, "ResetUndone", lambda p: self.wb.ws.undo_reset(env, progress=p))
 
     def action_choose_snapshot(self) -> None:
+        from workbench.tui.dialogs.snapshots import ChooseDialog
+
         env = self._clone()
         info = self.envs[env]
         choices = [(s.name, s.name + ("  ◂ last reset" if s.name == info.last_reset else ""))
@@ -502,6 +507,8 @@ class MainScreen(Screen[None]):
                 reader.close()
 
     def on_preview_loaded(self, message: PreviewLoaded) -> None:
+        from workbench.tui.dialogs.promote import PromoteDialog
+
         if not self.busy:
             self.query_one(Activity).step = None
         if message.error:
@@ -521,6 +528,8 @@ class MainScreen(Screen[None]):
                              promoted)
 
     def action_destroy(self) -> None:
+        from workbench.tui.dialogs.confirm import TypedConfirmDialog
+
         env = self._clone()
 
         def confirmed(answer: Confirmed | None) -> None:
@@ -544,6 +553,8 @@ class MainScreen(Screen[None]):
             self.run_operation("start", env, "ServicesStarted", lambda p: self.wb.ws.start(env, progress=p))
 
     def action_logs(self) -> None:
+        from workbench.tui.dialogs.logs import LogsDialog
+
         env = self.selected or PROD
         info = self.envs.get(env)
         services = list(info.services) if info else []
@@ -553,6 +564,8 @@ class MainScreen(Screen[None]):
         self.app.push_screen(LogsDialog(env, services, self.wb.log_reader(env)))
 
     def action_compare(self) -> None:
+        from workbench.tui.dialogs.snapshots import ChooseDialog
+
         env = self._clone()
         choices = [(PROD, "prod  (the default)")] + [(f"{env}@{s.name}", f"{env}@{s.name}  (its snapshot)")
                                                      for s in reversed(self.envs[env].snapshots)]
@@ -595,6 +608,8 @@ class MainScreen(Screen[None]):
         self.query_one(DiffView).show_tab(section)
 
     def action_help(self) -> None:
+        from workbench.tui.dialogs.help import HelpDialog
+
         self.app.push_screen(HelpDialog(self.wb.keymap, self.wb.keymap_file))
 
     def action_cancel(self) -> None:

@@ -201,7 +201,7 @@ def value_text(value: Any, limit: int = 60) -> str:
         data = bytes(value)
         text = f"<{len(data)} bytes {data[:8].hex()}{'…' if len(data) > 8 else ''}>"
     elif isinstance(value, str):
-        text = value
+        text = value if value else "''"
     elif isinstance(value, dict):
         text = ", ".join(f"{k}={value_text(v, limit)}" for k, v in value.items())
     elif isinstance(value, list | tuple):
@@ -215,21 +215,34 @@ def value_text(value: Any, limit: int = 60) -> str:
 
 
 def change_values(change: Any, limit: int = 60) -> str:
-    """``floor → round`` for a change, ``+ value`` for an addition, ``- value`` for a removal."""
+    """``floor → round`` for a change, the value for an addition or a removal; what cannot
+    be shown says why (a scrubbed column, a file that is compared as text)."""
     kind = getattr(change, "kind", "changed")
     left, right = getattr(change, "left", None), getattr(change, "right", None)
-    if kind == "added":
-        return value_text(right, limit)
-    if kind == "removed":
-        return value_text(left, limit)
-    return f"{value_text(left, limit // 2)} → {value_text(right, limit // 2)}"
+    lines = getattr(change, "lines", None)
+    if lines is not None:
+        n = sum(1 for x in lines if x[:1] in "+-" and x[:3] not in ("+++", "---"))
+        text = f"(text differs: {n} lines)"
+    elif getattr(change, "intent", None) == "scrub" and left is None and right is None:
+        text = "(masked in the clone)"
+    elif kind == "added":
+        text = value_text(right, limit)
+    elif kind == "removed":
+        text = value_text(left, limit)
+    else:
+        text = f"{value_text(left, limit // 2)} → {value_text(right, limit // 2)}"
+    copies = getattr(change, "count", None)
+    return f"{text} ×{copies}" if copies and copies > 1 else text
 
 
 def intent_text(change: Any) -> str:
+    """Why a change is there on purpose (or what kind of fact it is), in parentheses."""
     intent = getattr(change, "intent", None)
     if intent:
         return f"({intent})"
-    return "(runtime)" if getattr(change, "runtime", False) else ""
+    if getattr(change, "runtime", False):
+        return "(runtime)"
+    return "(schema)" if getattr(change, "schema", False) else ""
 
 
 def section_path(change: Any, section: str) -> str:
@@ -248,33 +261,46 @@ def key_text(key: Any) -> str:
     return value_text(key, 24)
 
 
-def short_path(change: Any) -> str:
-    """The part of a data change's path below its table: ``[1042].status`` -> shown as key and column."""
-    return str(getattr(change, "path", ""))
+def data_where(change: Any) -> tuple[str, str]:
+    """(key, column) cells of a data change: a row's key and column, ``(all rows)`` for a
+    whole scrubbed column, ``(schema)`` for a table or column definition, a file's name."""
+    key, column = getattr(change, "key", None), getattr(change, "column", None)
+    if getattr(change, "table", None) is None:           # a folder store: the file
+        return key_text(key) or str(getattr(change, "path", "")), ""
+    if getattr(change, "schema", False):
+        return "(schema)", column or ""
+    if key is None:
+        return ("(all rows)", column) if column else ("(no key)", "(row)")
+    return key_text(key), column or "(row)"
 
 
 def change_cells(change: Any, section: str) -> tuple[str, ...]:
-    """The cells of one row of a change table. Data rows: kind, key, column, values;
-    config and services rows: kind, path, values, intent."""
-    kind = getattr(change, "kind", "changed")
-    if section == "data" and getattr(change, "table", None) is not None:
-        column = getattr(change, "column", None) or ("(row)" if getattr(change, "key", None) is not None else "")
-        key = key_text(getattr(change, "key", None))
-        if not key and not getattr(change, "column", None):
-            column = ""
-        return (kind_symbol(kind), key or short_path(change), column, change_values(change, 80), intent_text(change))
-    return (kind_symbol(kind), section_path(change, section), change_values(change, 80), intent_text(change))
+    """The cells of one row of a change table. Data rows: kind, key, column, values,
+    intent; config and services rows: kind, path, values, intent."""
+    symbol = kind_symbol(getattr(change, "kind", "changed"))
+    if section == "data":
+        key, column = data_where(change)
+        return (symbol, key, column, change_values(change, 80), intent_text(change))
+    return (symbol, section_path(change, section), change_values(change, 80), intent_text(change))
 
 
 def change_detail(change: Any) -> str:
-    """Everything about one change, for the line under a change table."""
+    """Everything about one change, for the two lines under a change table."""
     kind = getattr(change, "kind", "changed")
     parts = [f"{kind_symbol(kind)} {kind}", str(getattr(change, "path", ""))]
-    intent = getattr(change, "intent", None)
-    if intent:
-        parts.append(f"intended: {intent}")
+    tag = intent_text(change)
+    if getattr(change, "intent", None):
+        parts.append(f"intended: {change.intent}")
+    elif tag:
+        parts.append(tag)
     left, right = getattr(change, "left", None), getattr(change, "right", None)
-    if kind == "added":
+    lines = getattr(change, "lines", None)
+    if lines is not None:
+        changed = [x for x in lines if x[:1] in "+-" and x[:3] not in ("+++", "---")]
+        values = " ⏎ ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+    elif getattr(change, "intent", None) == "scrub" and left is None and right is None:
+        values = "values masked in the clone by its scrub rule"
+    elif kind == "added":
         values = f"now: {value_text(right, 400)}"
     elif kind == "removed":
         values = f"was: {value_text(left, 400)}"

@@ -27,7 +27,7 @@ class Activity(Vertical):
     }
     """
 
-    step: reactive[str | None] = reactive(None)
+    step: reactive[str | None] = reactive(None, init=False)
 
     def __init__(self, lines: int = 3, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -42,7 +42,8 @@ class Activity(Vertical):
 
     def watch_step(self, step: str | None) -> None:
         self.set_class(step is not None, "-busy")
-        self.query_one("#progress-text", Static).update(Content(f" ⟳ {step}" if step else ""))
+        if self.is_mounted:
+            self.query_one("#progress-text", Static).update(Content(f" ⟳ {step}" if step else ""))
 
     def show_journal(self, entries: list[Any], now: float) -> None:
         lines = tuple(journal_line(e, now) for e in [e for e in entries if shown_in_journal(e)][: self.lines])
