@@ -287,12 +287,8 @@ def change_cells(change: Any, section: str) -> tuple[str, ...]:
 def change_detail(change: Any) -> str:
     """Everything about one change, for the two lines under a change table."""
     kind = getattr(change, "kind", "changed")
-    parts = [f"{kind_symbol(kind)} {kind}", str(getattr(change, "path", ""))]
+    head = f"{kind_symbol(kind)} {kind}  {getattr(change, 'path', '')}"
     tag = intent_text(change)
-    if getattr(change, "intent", None):
-        parts.append(f"intended: {change.intent}")
-    elif tag:
-        parts.append(tag)
     left, right = getattr(change, "left", None), getattr(change, "right", None)
     lines = getattr(change, "lines", None)
     if lines is not None:
@@ -306,7 +302,7 @@ def change_detail(change: Any) -> str:
         values = f"was: {value_text(left, 400)}"
     else:
         values = f"{value_text(left, 200)} → {value_text(right, 200)}"
-    return "  ".join(parts) + "\n" + values
+    return f"{head}\n{tag + ' ' if tag else ''}{values}"
 
 
 def matches(change: Any, needle: str) -> bool:
@@ -342,7 +338,7 @@ class TableGroup:
 
     @property
     def label(self) -> str:
-        where = self.table if self.table is not None else "(schema and files)"
+        where = self.table if self.table is not None else "files"
         return f"{self.store} › {where}"
 
 

@@ -32,7 +32,7 @@ class DiffView(Vertical):
         #diff-status { height: 1; color: $text-muted; }
         #filter { display: none; height: 1; border: none; padding: 0 1; }
         &.-filtering #filter { display: block; }
-        .detail { height: 2; color: $text-muted; }
+        .detail { height: 2; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
         #tables { height: auto; max-height: 5; }
     }
     """
