@@ -402,9 +402,11 @@ class TableDiff:
                f"LEFT JOIN r.{q(rt.name)} AS b ON {on} WHERE {where}")
         npk, ncols, ncmp = len(self.pk), len(self.left_cols), len(self.compare)
         lpos = {c.lower(): i for i, c in enumerate(self.left_cols)}
+        removed = 0
         for row in self.conn.execute(sql):
             keyvals = list(row[:npk])
             if row[npk]:
+                removed += 1
                 ch = Change("data", "", "removed", store=o.store, table=lt.name)
                 if self._emit(ch):
                     vals = row[npk + 1:npk + 1 + ncols]
@@ -425,6 +427,8 @@ class TableDiff:
                     ch.right, m2 = show.value(c, rvals[i])
                     ch.masked = m1 or m2 or masked_key
                     yield ch
+        if self._keys_not_null() and self._count("r", rt) == self._count("main", lt) - removed:
+            return   # every right row matched a left one: nothing added (the scan below would find none)
         npk_r = [q(p) for p in self.pk]
         not_in_left = " AND ".join(f"a.{p} IS b.{p}" for p in npk_r)
         sql = (f"SELECT {', '.join(f'b.{q(p)}' for p in self.pk)}, {', '.join(f'b.{q(c)}' for c in self.right_cols)} "
@@ -437,6 +441,22 @@ class TableDiff:
                 ch.right, m = show.row(self.right_cols, row[npk:])
                 ch.masked = m or masked_key
                 yield ch
+
+    def _keys_not_null(self) -> bool:
+        """Keys that cannot be NULL match one to one, so that counts tell whether rows were added."""
+        def ok(t: Table) -> bool:
+            if t.without_rowid:
+                return True
+            cols = [t.column(p) for p in self.pk]
+            if len(cols) == 1 and cols[0] is not None and cols[0].type.upper() == "INTEGER":
+                return True   # the rowid itself
+            return all(c is not None and c.notnull for c in cols)
+        return ok(self.lt) and ok(self.rt)
+
+    def _count(self, schema: str, t: Table) -> int:
+        alias = "a" if schema == "main" else "b"
+        sql = f"SELECT count(*) FROM {schema}.{q(t.name)} AS {alias}{self._range_join(alias, t)}"
+        return int(self.conn.execute(sql).fetchone()[0])
 
     def _key(self, values: list[Any]) -> tuple[list[Any], str, bool]:
         shown, masked = [], False
