@@ -232,26 +232,26 @@ class SqliteStore(FolderStore):
             fsutil.reflink_or_copy(src, dest)
             if wal.exists() and wal.stat().st_size:
                 fsutil.reflink_or_copy(wal, Path(f"{dest}-wal"))
-        elif fsutil.supports_reflink(dest_dir) and os.stat(src_dir).st_dev == os.stat(dest_dir).st_dev:
-            self._locked_reflink(src, dest)
         else:
-            self._backup(src, dest, read_only=False)
+            self._locked_copy(src, dest)
         os.chmod(dest, stat.S_IMODE(os.stat(src).st_mode) | stat.S_IWUSR)
         if Path(f"{dest}-wal").exists():
             _fold_wal(dest)
 
-    def _locked_reflink(self, src: Path, dest: Path) -> None:
-        """Clone the file and its WAL under the source's write lock: no commit can land
-        between the two clones, and readers are not held up."""
+    def _locked_copy(self, src: Path, dest: Path) -> None:
+        """Copy the file and its WAL under the source's write lock: no commit can land
+        while they are copied, so the copy is consistent (never torn), and readers are not
+        held up. A reflink where the filesystem has them (O(1)), else a kernel copy, which
+        is several times faster than the backup API's page-by-page copy."""
         try:
             conn = _connect(src)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    fsutil.reflink(src, dest)
+                    fsutil.reflink_or_copy(src, dest)
                     wal = Path(f"{src}-wal")
                     if wal.exists() and wal.stat().st_size:
-                        fsutil.reflink(wal, Path(f"{dest}-wal"))
+                        fsutil.reflink_or_copy(wal, Path(f"{dest}-wal"))
                 finally:
                     conn.execute("ROLLBACK")
             finally:
