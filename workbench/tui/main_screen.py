@@ -225,7 +225,7 @@ class MainScreen(Screen[None]):
         """Start the diff a moment after the selection settles (scrolling the list starts none)."""
         if self._diff_timer is not None:
             self._diff_timer.stop()
-        self._diff_timer = self.set_timer(delay, self.restart_diff)
+        self._diff_timer = self.set_timer(max(delay, 0.01), self.restart_diff)  # a 0 s timer divides by 0
 
     def restart_diff(self) -> None:
         if self._stop_diff is not None:
@@ -318,15 +318,13 @@ class MainScreen(Screen[None]):
         diff.show(views)
         report = views.report
         hidden = sum(views.counts[s][1] for s in views.counts)
-        parts = [f"{report.left} ↔ {report.right}", "live"]
-        if hidden and not views.show_intended:
-            parts.append(f"{hidden} intended hidden ({self.key_for('intended')})")
-        elif hidden:
-            parts.append(f"{hidden} intended shown ({self.key_for('intended')})")
+        unexpected = sum(views.counts[s][0] + views.counts[s][2] for s in views.counts)
+        parts = [f"{report.left} ↔ {report.right}", f"{unexpected:,} unexpected" if unexpected else "✓ clean"]
+        if hidden:
+            shown = "shown" if views.show_intended else "hidden"
+            parts.append(f"{hidden} intended {shown} ({self.key_for('intended')})")
         if views.needle:
             parts.append(f"filter “{views.needle}”")
-        if not any(views.counts[s][0] or views.counts[s][2] for s in views.counts):
-            parts.append("✓ no unexpected change")
         diff.set_status(" · ".join(parts))
 
     def watch_show_intended(self) -> None:
