@@ -277,10 +277,12 @@ class ConfigDiff:
         ch = Change("config", rel, "changed")
         if not self._emit(g, ch):
             return
+        ta: str | None = None
+        tb: str | None = None
         try:
             ta, tb = ba.decode("utf-8"), bb.decode("utf-8")
         except UnicodeDecodeError:
-            ta = tb = None
+            pass
         if ta is None or tb is None or max(len(ba), len(bb)) > MAX_TEXT_BYTES:
             import hashlib
             ch.left = f"({len(ba)} bytes, sha256 {hashlib.sha256(ba).hexdigest()[:12]})"

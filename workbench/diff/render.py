@@ -105,12 +105,12 @@ def render(report: DiffReport, color: bool = False, limit: int | None = None) ->
                     lines.append("      " + paint(raw.rstrip("\n"), style, color))
                 if len(ch.lines) > 40:
                     lines.append(f"      … {len(ch.lines) - 40} more lines")
-        for g_name, n in left_out.items():
+        for name, n in left_out.items():
             if n > (limit or 0):
-                lines.append(paint(f"  … {n - (limit or 0)} more in {g_name}", "dim", color))
-        for g in report.groups:
-            if g.section == s and g.more:
-                lines.append(paint(f"  … {g.more} more in {g.name} (limit reached)", "dim", color))
+                lines.append(paint(f"  … {n - (limit or 0)} more in {name}", "dim", color))
+        for summary in report.groups:
+            if summary.section == s and summary.more:
+                lines.append(paint(f"  … {summary.more} more in {summary.name} (limit reached)", "dim", color))
         if not changes:
             lines.append(paint("  no changes", "dim", color))
     return lines

@@ -22,6 +22,7 @@ import hashlib
 import os
 import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 MAGIC = b"SQLite format 3\x00"
 INT64_MIN = -(1 << 63)
@@ -98,7 +99,7 @@ class PageReader:
                              encoding=struct.unpack(">I", raw[56:60])[0],
                              autovacuum=struct.unpack(">I", raw[52:56])[0] != 0)
         self.wal: dict[int, int] = {}   # page number -> offset of its latest committed frame
-        self._wal_f = None
+        self._wal_f: BinaryIO | None = None
         self._load_wal()
 
     def close(self) -> None:

@@ -19,10 +19,10 @@ from typing import Any
 
 from workbench.errors import ReproError
 
-_TOKENS: dict[str, Callable[[str], str]] = {}
+_TOKENS: dict[str, Callable[[str], str | None]] = {}
 
 
-def register_store_token(store_type: str, fn: Callable[[str], str]) -> None:
+def register_store_token(store_type: str, fn: Callable[[str], str | None]) -> None:
     """How to fingerprint a store of another type (e.g. postgres) cheaply, for watching."""
     _TOKENS[store_type] = fn
 
