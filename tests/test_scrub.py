@@ -189,3 +189,14 @@ def test_apply_in_place_leaves_no_original_and_fires_no_trigger(tmp_path):
     fakes = {p for _e, p, _n, _d in rows}  # a fake phone may happen to equal another row's original
     leaked = [v for v in originals + phones if v.encode() in data and v not in fakes]
     assert not leaked
+
+
+def test_the_sql_function_keeps_types_apart_in_its_cache():
+    fn = scrub.make_sql_function(KEY)
+    as_int, as_float = fn(1, "hash", None), fn(1.0, "hash", None)
+    assert isinstance(as_int, int) and isinstance(as_float, str)
+    assert fn(None, "email", None) is None
+    conn = sqlite3.connect(":memory:")
+    scrub.register(conn, KEY)
+    got = conn.execute("SELECT repro_scrub('a@b.c', 'email', NULL), repro_scrub(NULL, 'phone', NULL)").fetchone()
+    assert got == (scrub.fake_email("a@b.c", KEY), None)

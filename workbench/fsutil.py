@@ -108,28 +108,38 @@ def copy_tree(src_dir: str | os.PathLike[str], dst_dir: str | os.PathLike[str]) 
         s_dir, d_dir = stack.pop()
         with os.scandir(s_dir) as it:
             for entry in it:
-                s, d = Path(entry.path), d_dir / entry.name
-                st = entry.stat(follow_symlinks=False)
-                if stat.S_ISLNK(st.st_mode):
-                    os.symlink(os.readlink(s), d)
-                    try:
-                        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
-                    except (NotImplementedError, OSError):
-                        pass
-                elif stat.S_ISDIR(st.st_mode):
-                    d.mkdir()
-                    dirs.append((d, st))
-                    stack.append((s, d))
-                elif stat.S_ISREG(st.st_mode):
-                    if reflink_or_copy(s, d):
-                        reflinked += 1
-                    os.chmod(d, stat.S_IMODE(st.st_mode))
-                    os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+                try:
+                    reflinked += _copy_entry(entry, d_dir / entry.name, dirs, stack)
+                except FileNotFoundError:
+                    continue  # removed while we copied (a live folder): as if copied a moment later
     # folders last: their times change while they are filled, and a read-only one could not be
     for d, st in reversed(dirs):
         os.chmod(d, stat.S_IMODE(st.st_mode))
         os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
     return reflinked
+
+
+def _copy_entry(entry: os.DirEntry, d: Path, dirs: list[tuple[Path, os.stat_result]],
+                stack: list[tuple[Path, Path]]) -> int:
+    """Copy one entry of a folder; a sub-folder is created and queued. Returns 1 if reflinked."""
+    s = Path(entry.path)
+    st = entry.stat(follow_symlinks=False)
+    if stat.S_ISLNK(st.st_mode):
+        os.symlink(os.readlink(s), d)
+        try:
+            os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+        except (NotImplementedError, OSError):
+            pass
+    elif stat.S_ISDIR(st.st_mode):
+        d.mkdir()
+        dirs.append((d, st))
+        stack.append((s, d))
+    elif stat.S_ISREG(st.st_mode):
+        shared = reflink_or_copy(s, d)
+        os.chmod(d, stat.S_IMODE(st.st_mode))
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns))
+        return int(shared)
+    return 0
 
 
 def fsync_file(path: str | os.PathLike[str]) -> None:

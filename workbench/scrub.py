@@ -215,7 +215,7 @@ def make_sql_function(key: bytes) -> Callable[[Any, str, Any], Any]:
     """The Python side of ``repro_scrub(value, strategy, param)``, with a cache: the same
     e-mail repeated over a million orders is computed once."""
 
-    @lru_cache(maxsize=1 << 16)
+    @lru_cache(maxsize=1 << 16, typed=True)  # typed: 1, 1.0 and True are different inputs
     def cached(value: Any, strategy: str, param: Any) -> Any:
         return scrub_value(value, strategy, param, key)
 

@@ -13,7 +13,7 @@ prod is only ever opened read-only (``mode=ro``). Its copy into a clone is:
 
 Copies between a clone's folders (snapshots, ready copies, forks of a clone) take the
 source's write lock for an instant and reflink the file and its WAL where the filesystem
-can, which is O(1) whatever the size; elsewhere they use the backup API.
+can, which is O(1) whatever the size; elsewhere see SqliteStore.copy_dir.
 """
 
 from __future__ import annotations
@@ -223,6 +223,15 @@ class SqliteStore(FolderStore):
             conn.close()
 
     def copy_dir(self, src_dir: Path, dest_dir: Path) -> None:
+        """A consistent copy of a clone's database, even while its app writes:
+
+        * a snapshot's file (read-only, nobody writes it): copied as it is;
+        * on a filesystem with reflinks: the file and its WAL cloned under the source's
+          write lock, held for an instant whatever the size;
+        * a rollback-journal database elsewhere: copied in the kernel under the write lock,
+          which blocks the app's writers for less time than the backup API would;
+        * a WAL database elsewhere: the backup API, which never blocks the app.
+        The result is one file (a WAL is folded in) and is on disk when this returns."""
         src, dest = self.entry(src_dir), self.entry(dest_dir)
         if not src.exists():  # nothing but stray files: copy them as they are
             fsutil.copy_tree(src_dir, dest_dir)
@@ -232,26 +241,30 @@ class SqliteStore(FolderStore):
             fsutil.reflink_or_copy(src, dest)
             if wal.exists() and wal.stat().st_size:
                 fsutil.reflink_or_copy(wal, Path(f"{dest}-wal"))
+        elif fsutil.supports_reflink(dest_dir) and os.stat(src_dir).st_dev == os.stat(dest_dir).st_dev:
+            self._locked_copy(src, dest, reflink=True)
+        elif not is_wal(src):
+            self._locked_copy(src, dest, reflink=False)
         else:
-            self._locked_copy(src, dest)
+            self._backup(src, dest, read_only=False)
         os.chmod(dest, stat.S_IMODE(os.stat(src).st_mode) | stat.S_IWUSR)
         if Path(f"{dest}-wal").exists():
             _fold_wal(dest)
+        fsutil.fsync_file(dest)
 
-    def _locked_copy(self, src: Path, dest: Path) -> None:
-        """Copy the file and its WAL under the source's write lock: no commit can land
-        while they are copied, so the copy is consistent (never torn), and readers are not
-        held up. A reflink where the filesystem has them (O(1)), else a kernel copy, which
-        is several times faster than the backup API's page-by-page copy."""
+    def _locked_copy(self, src: Path, dest: Path, reflink: bool) -> None:
+        """Copy the file and its WAL under the source's write lock (``BEGIN IMMEDIATE``): no
+        commit can land between or during the copies; readers are not held up."""
+        copy = fsutil.reflink if reflink else fsutil.reflink_or_copy
         try:
             conn = _connect(src)
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    fsutil.reflink_or_copy(src, dest)
+                    copy(src, dest)
                     wal = Path(f"{src}-wal")
                     if wal.exists() and wal.stat().st_size:
-                        fsutil.reflink_or_copy(wal, Path(f"{dest}-wal"))
+                        copy(wal, Path(f"{dest}-wal"))
                 finally:
                     conn.execute("ROLLBACK")
             finally:
