@@ -124,7 +124,8 @@ async def test_a_row_changed_by_another_process_shows_in_the_data_tab(root, tmp_
 
         t0 = time.monotonic()
         await wait_for(pilot, lambda: rows(screen, "data"), timeout=5, what="the changed row")
-        assert time.monotonic() - t0 < 2.0
+        took = time.monotonic() - t0
+        assert took < 2.0, f"the change took {took:.2f} s to show"
         assert rows(screen, "data") == [("~", "42", "status", "paid → refunded", "")]
         text = screen_text(app)
         assert "Data 1" in text and "db › orders  1" in text and "paid → refunded" in text
