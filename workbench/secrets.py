@@ -29,8 +29,17 @@ _SECRET_WORDS = {
     "auth",
     "apikey",
     "passphrase",
+    "pass",
 }
-_SECRET_PAIRS = {("api", "key"), ("private", "key"), ("access", "key"), ("secret", "key")}
+_SECRET_PAIRS = {
+    ("api", "key"),
+    ("private", "key"),
+    ("access", "key"),
+    ("secret", "key"),
+    ("api", "keys"),
+    ("private", "keys"),
+    ("access", "keys"),
+}
 _NOT_SECRET_PAIRS = {
     ("primary", "key"),
     ("foreign", "key"),
