@@ -283,3 +283,21 @@ async def test_logs_of_a_service(root, tmp_path, forked):
         await wait_for(pilot, lambda: "GET /orders/42 500" in screen_text(app), what="the log line")
         await pilot.press("escape")
         assert isinstance(app.screen, MainScreen)
+
+
+async def test_a_broken_repro_yaml_in_the_clone_is_reported_and_the_diff_recovers(root, tmp_path, forked):
+    """A user trying a service fix in the clone's repro.yaml breaks it for a moment."""
+    app = app_for(root, tmp_path)
+    spec_file = forked.worktree("b1") / "repro.yaml"
+    spec = spec_file.read_text()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await ready_diff(pilot)
+        spec_file.write_text(spec.replace("services:", "services: [", 1))
+        await wait_for(pilot, lambda: any("repro.yaml" in n for n in notifications(app)), what="the message")
+        assert "Traceback" not in screen_text(app)
+        await pilot.pause(1.5)
+        assert sum("repro.yaml" in n for n in notifications(app)) == 1      # said once, not at every poll
+        spec_file.write_text(spec.replace("MODE: live", "MODE: debug"))
+        await pilot.press("2")
+        await wait_for(pilot, lambda: any("MODE" in r[1] for r in rows(screen, "services")),
+                       what="the diff, mended by itself")

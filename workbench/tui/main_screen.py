@@ -152,23 +152,30 @@ class MainScreen(Screen[None]):
         worker = get_current_worker()
         reader = None
         last: Any = None
+        said: str | None = None
         try:
-            reader = self.wb.open_reader()
             while not worker.is_cancelled and not self._stop_poll.is_set():
                 try:
+                    if reader is None:
+                        reader = self.wb.open_reader()
                     envs = reader.list_envs()
                     journal = reader.journal(limit=10)
                     pending = reader.pending()
                     seen = ([e.as_dict() for e in envs], [j.as_dict() for j in journal], [p.id for p in pending])
+                    said = None
                     if seen != last:
                         last = seen
                         self.post_message(WorkspaceRead(envs, journal, pending))
-                except ReproError as exc:
-                    self.post_message(OperationFinished("read", "", None, error=str(exc), severity="warning"))
+                except Exception as exc:  # e.g. repro.yaml broken while being edited: say so once, keep trying
+                    text = _error_text(exc)
+                    if text != said:
+                        said = text
+                        self.post_message(OperationFinished("read", "", None, error=text, severity="warning"))
+                    if reader is not None:
+                        reader.close()
+                        reader = None
                 self._kick.wait(self.wb.poll_interval)
                 self._kick.clear()
-        except Exception as exc:  # the workspace vanished, or is unreadable: say so, once
-            self.post_message(OperationFinished("read", "", None, error=_error_text(exc), severity="error"))
         finally:
             if reader is not None:
                 reader.close()
