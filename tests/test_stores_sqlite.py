@@ -491,3 +491,19 @@ def test_fingerprint_moves_with_every_commit(tmp_path, wal):
     assert store.fingerprint(loc) not in seen
     assert store.fingerprint(loc) == store.fingerprint(loc)
     assert store.prod_location() == str(tmp_path / "data" / "shop.db")
+
+
+def test_paths_with_spaces_and_uri_characters(tmp_path):
+    root = tmp_path / "my shop"
+    workspace(root)
+    odd = root / "da ta#?é"
+    (root / "data" / "shop.db").rename(root / "data" / "x.db")
+    odd.mkdir()
+    (root / "data" / "x.db").rename(odd / "shop.db")
+    spec = parse_spec('name: s\nstores:\n  db: {type: sqlite, path: "da ta#?é/shop.db"}\n'
+                      "clone:\n  scrub:\n    db: {Customer.Email: email}\n", root)
+    store = SqliteStore(spec, spec.stores["db"], root / ".repro dir")
+    store.fork("b1", None, None, spec.scrub_rules("db"))
+    store.snapshot("b1", "s1")
+    store.fork("b2", "b1", None, [])
+    assert FAKE_EMAIL.match(rows(Path(store.location("b2")), "SELECT Email FROM Customer LIMIT 1")[0][0])
