@@ -7,7 +7,8 @@
    environments are listed in it (target: <= 0.5 s);
 2. key press to repaint after a reset: ``r`` on a clone, timed until the screen shows
    the reset under way (first repaint) and until it says how to undo it (done);
-3. resident memory with 5 clones, after visiting each clone's live diff (target 150 MB);
+3. resident memory with 5 clones, after visiting each clone's live diff (target 150 MB),
+   and the CPU the screen uses while nobody types (its poller and the live diff);
 4. first paint of the row table with 1,000,000 changed rows (target: <= 100 ms), beside
    the cost of Textual's DataTable for the same rows (extrapolated from 20,000).
 
@@ -97,6 +98,11 @@ class Terminal:
                 return int(line.split()[1]) / 1024
         return float("nan")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the screen's process (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         try:
             self.send("q")
@@ -148,7 +154,7 @@ def start_to_first_frame(root: Path, runs: int) -> tuple[list[float], list[float
     return frame, listed
 
 
-def reset_repaint(root: Path, clones: int) -> tuple[list[float], list[float], float]:
+def reset_repaint(root: Path, clones: int) -> tuple[list[float], list[float], float, float]:
     """``r`` on each clone in turn: time to the first repaint that shows the reset under way,
     and to the notification that says how to undo it (each names its clone, so an older
     notice still on screen is never mistaken for the new one)."""
@@ -168,9 +174,12 @@ def reset_repaint(root: Path, clones: int) -> tuple[list[float], list[float], fl
             done.append(term.read_until(f"c{i} reset to forked", after=mark) - pressed)
         term.drain(2.0)
         rss = term.rss_mb()
+        cpu0, t0 = term.cpu_seconds(), time.perf_counter()
+        term.drain(10.0)                       # idle: a clone selected, its diff live, nobody typing
+        idle = (term.cpu_seconds() - cpu0) / (time.perf_counter() - t0)
     finally:
         term.close()
-    return first, done, rss
+    return first, done, rss, idle
 
 
 def row_table_first_paint(rows: int) -> dict[str, float]:
@@ -257,7 +266,7 @@ def main() -> int:
     root = build(base, clones=5)
     try:
         frame, listed = start_to_first_frame(root, args.runs)
-        first, done, rss = reset_repaint(root, clones=5)
+        first, done, rss, idle = reset_repaint(root, clones=5)
     finally:
         stop_all(root)
     print(f"process start -> first frame (demo, 80x24):      median {med(frame) * 1000:6.0f} ms  "
@@ -266,6 +275,7 @@ def main() -> int:
     print(f"key r -> first repaint (reset under way):        median {med(first) * 1000:6.0f} ms")
     print(f"key r -> reset done, undo offered on screen:     median {med(done) * 1000:6.0f} ms")
     print(f"resident memory, 5 clones, each diff visited:    {rss:6.0f} MB (target <= 150)")
+    print(f"CPU while idle (live diff of a clone on screen): {idle * 100:6.1f} % of one core")
     per_row = datatable_per_row()
     for rows in (1_000, 100_000, 1_000_000):
         r = row_table_first_paint(rows)

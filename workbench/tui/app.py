@@ -41,7 +41,7 @@ class WorkbenchApp(App[int]):
 
     def __init__(self, ws: Any, clock: Clock | None = None, *, mask: bool = False,
                  keymap: dict[str, str] | None = None, keymap_file: Path | None = None,
-                 keymap_problems: list[str] | None = None, poll_interval: float = 1.0,
+                 keymap_problems: list[str] | None = None, poll_interval: float = 2.0,
                  diff_limit: int = 100_000) -> None:
         super().__init__()
         self.ws = ws
@@ -95,10 +95,12 @@ class WorkbenchApp(App[int]):
 
 
 def make_app(ws: Any, clock: Clock | None = None, *, mask: bool = False, keymap_file: Path | None = None,
-             poll_interval: float = 1.0, diff_limit: int = 100_000) -> WorkbenchApp:
+             poll_interval: float = 2.0, diff_limit: int = 100_000) -> WorkbenchApp:
     """The app for ``ws``. ``clock`` gives "now" for ages (tests pass a fixed one); ``mask``
     hides ports, which change from run to run (snapshot tests); the keymap is read from
-    ``keymap_file`` (default: the user's config directory). ``diff_limit`` caps the changes
+    ``keymap_file`` (default: the user's config directory). ``poll_interval`` is how often
+    the environments and the journal are read again (operations of this screen refresh
+    them at once; the diff is live on its own). ``diff_limit`` caps the changes
     kept per table (the rest are counted, shown as "+N more"), which bounds memory."""
     path = keymap_file or keymap_path()
     keymap, problems = load_keymap(path)

@@ -275,7 +275,7 @@ class MainScreen(Screen[None]):
             else:  # an engine without the watch API: recompute every couple of seconds
                 while not stop.is_set():
                     deliver(reader.diff(left, right, limit=self.wb.diff_limit))
-                    stop.wait(self.wb.poll_interval)
+                    stop.wait(1.0)
         except Exception as exc:
             if not stop.is_set():
                 self.post_message(DiffFailed(left, right, _error_text(exc), generation))

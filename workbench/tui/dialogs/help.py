@@ -24,10 +24,18 @@ def help_content(keymap: dict[str, str], keymap_file: Path | None) -> Content:
                                 "$text-muted"))
     lines.append(Content.styled("Changes: + added  - removed  ~ changed  (override) (scrub) = intended",
                                 "$text-muted"))
-    where = str(keymap_file) if keymap_file else "keymap.toml in your config directory"
+    where = _home(keymap_file) if keymap_file else "keymap.toml in your config directory"
     lines.append(Content.styled(f"Remap a key by its id in {where}, e.g.  fork = \"n\"", "$text-muted"))
     lines.append(Content.styled("Ids: " + ", ".join(i for _, _, i in rows), "$text-muted"))
     return Content("\n").join(lines)
+
+
+def _home(path: Path) -> str:
+    """``~/.config/...`` rather than the full path of the home folder."""
+    try:
+        return "~/" + str(path.relative_to(Path.home()))
+    except ValueError:
+        return str(path)
 
 
 class HelpDialog(ModalScreen[None]):
