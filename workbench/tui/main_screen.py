@@ -37,13 +37,23 @@ from workbench.names import PROD
 from workbench.tui.availability import Situation, refusal
 from workbench.tui.keymap import KEYS, key_display
 from workbench.tui.messages import (
+    CloneDestroyed,
+    CloneForked,
+    ClonePromoted,
+    CloneReset,
     DiffComputed,
     DiffFailed,
-    OperationFinished,
+    OperationDone,
+    OperationFailed,
     PreviewLoaded,
+    ResetUndone,
+    ServicesStarted,
+    ServicesStopped,
+    SnapshotTaken,
     StepReported,
     ViewsBuilt,
     WorkspaceRead,
+    WorkspaceUnreadable,
 )
 from workbench.tui.presentation import (
     build_views,
@@ -170,7 +180,7 @@ class MainScreen(Screen[None]):
                     text = _error_text(exc)
                     if text != said:
                         said = text
-                        self.post_message(OperationFinished("read", "", None, error=text, severity="warning"))
+                        self.post_message(WorkspaceUnreadable(text))
                     if reader is not None:
                         reader.close()
                         reader = None
@@ -374,15 +384,18 @@ class MainScreen(Screen[None]):
         return key_display(keys.split(",")[0])
 
     # operations -----------------------------------------------------------------------
-    def run_operation(self, op: str, env: str, event: str, call: Callable[[Callable[[str], None]], Any]) -> None:
+    def run_operation(self, op: str, env: str, done: type[OperationDone],
+                      call: Callable[[Callable[[str], None]], Any]) -> None:
         """Run one change of the workspace in a thread; the screen stays responsive."""
         self.busy = f"{op} {env}"
         self._busy_env = env
         self.query_one(Activity).step = f"{op} {env} …"
-        self.operation(op, env, event, call)
+        self.operation(op, env, done, call)
 
     @work(thread=True, group="operations", exit_on_error=False)
-    def operation(self, op: str, env: str, event: str, call: Callable[[Callable[[str], None]], Any]) -> None:
+    def operation(self, op: str, env: str, done: type[OperationDone],
+                  call: Callable[[Callable[[str], None]], Any]) -> None:
+        """Never exclusive, never cancelled: a half-run operation is the engine's to finish or roll back."""
         started = time.perf_counter()
 
         def progress(step: str) -> None:
@@ -391,52 +404,57 @@ class MainScreen(Screen[None]):
         try:
             result = call(progress)
         except ReproError as exc:
-            self.post_message(OperationFinished(op, env, None, error=str(exc),
-                                                severity="warning" if exc.code == 2 else "error"))
+            self.post_message(OperationFailed(op, env, str(exc), "warning" if exc.code == 2 else "error"))
             return
         except Exception as exc:
-            self.post_message(OperationFinished(op, env, None, error=_error_text(exc), severity="error"))
+            self.post_message(OperationFailed(op, env, _error_text(exc)))
             return
-        self.post_message(OperationFinished(op, env, event, result={"value": result,
-                                                                    "seconds": time.perf_counter() - started}))
+        self.post_message(done(op, env, result, time.perf_counter() - started))
 
     def on_step_reported(self, message: StepReported) -> None:
         if self.busy:
             self.query_one(Activity).step = f"{message.op} {message.env}: {message.step}"
 
-    def on_operation_finished(self, message: OperationFinished) -> None:
-        if message.op == "read":
-            self.notify(message.error or "", title="cannot read the workspace", severity=message.severity)
-            return
+    def on_workspace_unreadable(self, message: WorkspaceUnreadable) -> None:
+        self.notify(message.error, title="cannot read the workspace", severity="warning", timeout=10)
+
+    def _operation_over(self) -> None:
         self.busy = None
         self._busy_env = None
         self.query_one(Activity).step = None
         self._kick.set()
-        if message.event is None:
-            self.notify(message.error or "failed", title=f"{message.op} {message.env}: not done",
-                        severity=message.severity, timeout=10)
-            return
-        value = message.result["value"]
-        took = duration(message.result["seconds"])
-        env = message.env
-        text = {
-            "CloneForked": lambda: f"{env} forked in {took}: its own branch, services and scrubbed data.",
-            "SnapshotTaken": lambda: f"snapshot {env}@{value.name} taken in {took}.",
-            "CloneReset": lambda: (f"{env} reset to {value.name} in {took}. "
-                                   f"Press {self.key_for('undo-reset')} to undo."),
-            "ResetUndone": lambda: (f"{env} is back as it was before the reset "
-                                    f"({self.key_for('undo-reset')} again redoes it)."),
-            "ClonePromoted": lambda: (f"committed {value.commit[:10]} on {value.branch}"
-                                      + (f", merged into {value.merged_into}" if value.merged_into else "") + "."),
-            "CloneDestroyed": lambda: f"{env} destroyed." + "".join(f" {n}" for n in value or []),
-            "ServicesStarted": lambda: f"{env} started.",
-            "ServicesStopped": lambda: f"{env} stopped.",
-        }[message.event]()
-        self.notify(text, title=message.event, timeout=8)
-        if message.event == "CloneForked":
-            self._select_next = env
-        if env == self.selected or message.event in ("CloneForked", "CloneDestroyed"):
+
+    def on_operation_failed(self, message: OperationFailed) -> None:
+        self._operation_over()
+        self.notify(message.error, title=f"{message.op} {message.env}: not done", severity=message.severity,
+                    timeout=10)
+
+    @on(OperationDone)
+    def _operation_done(self, message: OperationDone) -> None:
+        self._operation_over()
+        self.notify(self._done_text(message), title=f"{message.op} {message.env}: done", timeout=8)
+        if isinstance(message, CloneForked):
+            self._select_next = message.env
+        if message.env == self.selected or isinstance(message, CloneForked | CloneDestroyed):
             self._schedule_diff(0.05)
+
+    def _done_text(self, message: OperationDone) -> str:
+        env, value, took = message.env, message.result, duration(message.seconds)
+        undo = self.key_for("undo-reset")
+        if isinstance(message, CloneForked):
+            return f"{env} forked in {took}: its own branch, services and scrubbed data."
+        if isinstance(message, SnapshotTaken):
+            return f"snapshot {env}@{value.name} taken in {took}."
+        if isinstance(message, CloneReset):
+            return f"{env} reset to {value.name} in {took}. Press {undo} to undo."
+        if isinstance(message, ResetUndone):
+            return f"{env} is back as it was before the reset ({undo} again redoes it)."
+        if isinstance(message, ClonePromoted):
+            merged = f", merged into {value.merged_into}" if value.merged_into else ""
+            return f"committed {value.commit[:10]} on {value.branch}{merged}."
+        if isinstance(message, CloneDestroyed):
+            return f"{env} destroyed." + "".join(f" {note}" for note in value or [])
+        return f"{env} {'started' if isinstance(message, ServicesStarted) else 'stopped'}."
 
     # actions --------------------------------------------------------------------------
     def _clone(self) -> str:
@@ -451,7 +469,7 @@ class MainScreen(Screen[None]):
 
         def forked(request: ForkRequest | None) -> None:
             if request is not None:
-                self.run_operation("fork", request.name, "CloneForked",
+                self.run_operation("fork", request.name, CloneForked,
                                    lambda p: self.wb.ws.fork(request.source, request.name, progress=p))
 
         self.app.push_screen(ForkDialog(sources, {e.name for e in clones}), forked)
@@ -464,18 +482,18 @@ class MainScreen(Screen[None]):
 
         def named(name: str | None) -> None:
             if name is not None:
-                self.run_operation("snapshot", env, "SnapshotTaken",
+                self.run_operation("snapshot", env, SnapshotTaken,
                                    lambda p: self.wb.ws.snapshot(env, name, progress=p))
 
         self.app.push_screen(SnapshotNameDialog(env, taken), named)
 
     def action_reset(self) -> None:
         env = self._clone()
-        self.run_operation("reset", env, "CloneReset", lambda p: self.wb.ws.reset(env, progress=p))
+        self.run_operation("reset", env, CloneReset, lambda p: self.wb.ws.reset(env, progress=p))
 
     def action_undo_reset(self) -> None:
         env = self._clone()
-        self.run_operation("undo-reset", env, "ResetUndone", lambda p: self.wb.ws.undo_reset(env, progress=p))
+        self.run_operation("undo-reset", env, ResetUndone, lambda p: self.wb.ws.undo_reset(env, progress=p))
 
     def action_choose_snapshot(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog
@@ -487,7 +505,7 @@ class MainScreen(Screen[None]):
 
         def chosen(snapshot: str | None) -> None:
             if snapshot is not None:
-                self.run_operation("reset", env, "CloneReset",
+                self.run_operation("reset", env, CloneReset,
                                    lambda p: self.wb.ws.reset(env, snapshot=snapshot, progress=p))
 
         self.app.push_screen(ChooseDialog(f"Reset {env} to …", "Its data goes back to the snapshot at once "
@@ -525,7 +543,7 @@ class MainScreen(Screen[None]):
 
         def promoted(request: PromoteRequest | None) -> None:
             if request is not None:
-                self.run_operation("promote", env, "ClonePromoted",
+                self.run_operation("promote", env, ClonePromoted,
                                    lambda p: self.wb.ws.promote(env, request.message, merge=request.merge,
                                                                 progress=p))
 
@@ -539,7 +557,7 @@ class MainScreen(Screen[None]):
 
         def confirmed(answer: Confirmed | None) -> None:
             if answer is not None:
-                self.run_operation("destroy", env, "CloneDestroyed",
+                self.run_operation("destroy", env, CloneDestroyed,
                                    lambda p: self.wb.ws.destroy(env, force=answer.option, progress=p))
 
         self.app.push_screen(TypedConfirmDialog(
@@ -553,9 +571,9 @@ class MainScreen(Screen[None]):
         env = self.selected or PROD
         info = self.envs.get(env)
         if info is not None and info.state in ("running", "partial"):
-            self.run_operation("stop", env, "ServicesStopped", lambda p: self.wb.ws.stop(env, progress=p))
+            self.run_operation("stop", env, ServicesStopped, lambda p: self.wb.ws.stop(env, progress=p))
         else:
-            self.run_operation("start", env, "ServicesStarted", lambda p: self.wb.ws.start(env, progress=p))
+            self.run_operation("start", env, ServicesStarted, lambda p: self.wb.ws.start(env, progress=p))
 
     def action_logs(self) -> None:
         from workbench.tui.dialogs.logs import LogsDialog

@@ -56,18 +56,62 @@ class StepReported(Message):
 
 
 @dataclass
-class OperationFinished(Message):
-    """An operation that changes the workspace is over, for good or not.
-
-    ``event`` names what happened, as a past event: CloneForked, SnapshotTaken, CloneReset,
-    ResetUndone, ClonePromoted, CloneDestroyed, ServicesStarted, ServicesStopped."""
+class OperationDone(Message):
+    """An operation that changes the workspace succeeded. Subclasses name what happened."""
 
     op: str
     env: str
-    event: str | None            # None when it failed
-    result: Any = None
-    error: str | None = None     # the engine's message (and hint) when it failed
-    severity: str = "information"
+    result: Any
+    seconds: float
+
+
+class CloneForked(OperationDone):
+    """``result``: the new clone's EnvInfo."""
+
+
+class SnapshotTaken(OperationDone):
+    """``result``: the SnapshotInfo."""
+
+
+class CloneReset(OperationDone):
+    """``result``: the SnapshotInfo the clone was reset to."""
+
+
+class ResetUndone(OperationDone):
+    """The clone is back as it was before its last reset."""
+
+
+class ClonePromoted(OperationDone):
+    """``result``: the PromoteResult (commit, branch, merged_into)."""
+
+
+class CloneDestroyed(OperationDone):
+    """``result``: notes for the user (e.g. a branch that was kept)."""
+
+
+class ServicesStarted(OperationDone):
+    pass
+
+
+class ServicesStopped(OperationDone):
+    pass
+
+
+@dataclass
+class OperationFailed(Message):
+    """An operation was refused or failed; ``error`` is the engine's message and hint."""
+
+    op: str
+    env: str
+    error: str
+    severity: str = "error"
+
+
+@dataclass
+class WorkspaceUnreadable(Message):
+    """The poller could not read the workspace (said once per distinct problem)."""
+
+    error: str
 
 
 @dataclass
