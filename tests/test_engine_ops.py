@@ -297,3 +297,15 @@ def test_repro_dir_is_git_excluded_not_gitignored(ws, shop):
     assert "/.repro/" in (shop / ".git" / "info" / "exclude").read_text()
     ws.fork("prod", "b1")
     assert git(shop, "status", "--porcelain") == ""
+
+
+def test_stores_refuse_to_write_prod_whatever_the_caller(ws, shop):
+    """The last line of defence: a store's writing methods refuse prod even if the engine asked."""
+    before = sha(shop / "data" / "shop.db")
+    for store in ws.stores.values():
+        for call in (lambda: store.fork("prod", None, None, []), lambda: store.snapshot("prod", "s1"),
+                     lambda: store.reset("prod", "s1", "x"), lambda: store.destroy("prod"),
+                     lambda: store.undo_reset("prod"), lambda: store.make_ready("prod", "s1", "x")):
+            with pytest.raises(ProdReadOnly):
+                call()
+    assert sha(shop / "data" / "shop.db") == before

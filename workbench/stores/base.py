@@ -174,6 +174,17 @@ class FolderStore(Store):
     def entry(self, folder: Path) -> Path:
         """The path inside a store folder that services use (a file, or the folder)."""
 
+    def _clone(self, env: str) -> str:
+        """Every write goes through here first: it proves the target is a clone's copy under
+        ``.repro/``, never prod's data."""
+        from workbench.errors import ProdReadOnly
+        from workbench.names import PROD, check_env_name
+
+        if env == PROD:
+            raise ProdReadOnly(f"writing the store '{self.name}'")
+        check_env_name(env)
+        return env
+
     # layout
     def data_dir(self, env: str) -> Path:
         return self.repro_dir / "data" / env / self.name
@@ -203,6 +214,7 @@ class FolderStore(Store):
         return tmp
 
     def fork(self, dest, source, source_snapshot, rules, progress=None):
+        self._clone(dest)
         final = self.data_dir(dest)
         tmp = self._fresh(final)
         if source is None:
@@ -216,6 +228,7 @@ class FolderStore(Store):
         os.replace(tmp, final)
 
     def snapshot(self, env, snapshot):
+        self._clone(env)
         final = self.snapshot_dir(env, snapshot)
         tmp = self._fresh(final)
         self.copy_dir(self.data_dir(env), tmp)
@@ -223,10 +236,12 @@ class FolderStore(Store):
         os.replace(tmp, final)
 
     def delete_snapshot(self, env, snapshot):
+        self._clone(env)
         _rmtree(self.snapshot_dir(env, snapshot))
         _rmtree(self.snapshot_dir(env, snapshot).with_name(f".tmp-{self.name}"))
 
     def make_ready(self, env, snapshot, snapshot_id):
+        self._clone(env)
         final = self.ready_dir(env)
         tmp = self._fresh(final)
         self.copy_dir(self.snapshot_dir(env, snapshot), tmp)
@@ -245,6 +260,7 @@ class FolderStore(Store):
             return None
 
     def reset(self, env, snapshot, snapshot_id):
+        self._clone(env)
         data, undo = self.data_dir(env), self.undo_dir(env)
         used_ready = self.ready_for(env) == snapshot_id
         if not used_ready:
@@ -268,6 +284,7 @@ class FolderStore(Store):
         return used_ready
 
     def recover(self, env):
+        self._clone(env)
         data = self.data_dir(env)
         _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
         swap = data.with_name(f".swap-{self.name}")
@@ -290,6 +307,7 @@ class FolderStore(Store):
         return self.undo_dir(env).exists()
 
     def undo_reset(self, env):
+        self._clone(env)
         data, undo = self.data_dir(env), self.undo_dir(env)
         swap = data.with_name(f".swap-{self.name}")
         _rmtree(swap)
@@ -298,6 +316,7 @@ class FolderStore(Store):
         os.replace(swap, undo)
 
     def destroy(self, env):
+        self._clone(env)
         for path in (self.data_dir(env), self.ready_dir(env), self.ready_marker(env), self.undo_dir(env),
                      self.data_dir(env).with_name(f".tmp-{self.name}"),
                      self.ready_dir(env).with_name(f".tmp-{self.name}")):
