@@ -301,3 +301,20 @@ async def test_a_broken_repro_yaml_in_the_clone_is_reported_and_the_diff_recover
         await pilot.press("2")
         await wait_for(pilot, lambda: any("MODE" in r[1] for r in rows(screen, "services")),
                        what="the diff, mended by itself")
+
+
+async def test_an_operation_under_way_is_shown_and_blocks_other_changes(root, tmp_path):
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = main_of(pilot)
+        await wait_for(pilot, lambda: "prod" in screen.envs)
+        await pilot.press("f", *"slow", "enter")
+        # at once, before the engine has recorded anything: listed, marked, with a progress line
+        text = screen_text(app)
+        assert "⟳ slow" in text and "forking" in text and "⟳ fork slow" in text
+        assert screen.query_one("#activity").has_class("-busy")
+        await pilot.press("f")                                       # one change at a time
+        assert isinstance(app.screen, MainScreen)
+        assert any("wait: fork slow is under way" in n for n in notifications(app))
+        await wait_for(pilot, lambda: "slow" in screen.envs and not screen.busy, 30, "the fork")
+        assert not screen.query_one("#activity").has_class("-busy")

@@ -60,6 +60,7 @@ from workbench.tui.presentation import (
     duration,
     env_line,
     first_line,
+    forking_line,
     title_text,
 )
 from workbench.tui.widgets.activity import Activity
@@ -193,11 +194,8 @@ class MainScreen(Screen[None]):
     def on_workspace_read(self, message: WorkspaceRead) -> None:
         self.envs = {e.name: e for e in message.envs}
         now = self.wb.clock()
-        busy_env = self._busy_env
-        lines = [env_line(e, now, busy=(self.busy.split(" ", 1)[0] if self.busy and e.name == busy_env else None),
-                          mask=self.wb.mask) for e in message.envs]
         env_list = self.query_one(EnvList)
-        env_list.show(lines)
+        self._show_envs()
         if self._select_next and self._select_next in self.envs:
             env_list.select_name(self._select_next)
             self._select_next = None
@@ -211,6 +209,21 @@ class MainScreen(Screen[None]):
                 self.notify(f"{entry.op} of {entry.env} was cut off; the next change recovers it "
                             "(or: repro-tui recover).", severity="warning", timeout=10)
         self.refresh_bindings()
+
+    def _show_envs(self) -> None:
+        """The list, with the operation under way marked on its environment (a clone being
+        forked is listed as soon as its fork starts)."""
+        now = self.wb.clock()
+        op = self.busy.split(" ", 1)[0] if self.busy else None
+        lines = [env_line(e, now, busy=op if e.name == self._busy_env else None, mask=self.wb.mask)
+                 for e in self.envs.values()]
+        if op == "fork" and self._busy_env and self._busy_env not in self.envs:
+            lines.append(forking_line(self._busy_env))
+        self.query_one(EnvList).show(lines)
+
+    def watch_busy(self) -> None:
+        if self.is_mounted:
+            self._show_envs()
 
     def _show_snapshots(self) -> None:
         env = self.envs.get(self.selected or "")
@@ -387,8 +400,8 @@ class MainScreen(Screen[None]):
     def run_operation(self, op: str, env: str, done: type[OperationDone],
                       call: Callable[[Callable[[str], None]], Any]) -> None:
         """Run one change of the workspace in a thread; the screen stays responsive."""
-        self.busy = f"{op} {env}"
         self._busy_env = env
+        self.busy = f"{op} {env}"
         self.query_one(Activity).step = f"{op} {env} …"
         self.operation(op, env, done, call)
 

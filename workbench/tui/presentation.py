@@ -135,6 +135,12 @@ def env_line(env: Any, now: float, busy: str | None = None, mask: bool = False) 
                    snapshots=snaps, ports=ports_text(env.services, mask))
 
 
+def forking_line(name: str) -> EnvLine:
+    """A clone whose fork is under way: listed at once, before the engine records it."""
+    return EnvLine(name=name, symbol=state_symbol("busy"), state="forking", tone=state_tone("busy"), age="",
+                   branch=f"repro/{name}", snapshots="", ports="")
+
+
 def snapshot_line(snap: Any, now: float, last_reset: str | None) -> tuple[str, str, str]:
     """(name, age, notes) for one snapshot: notes say ready (instant reset) and last reset."""
     notes = []
