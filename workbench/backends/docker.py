@@ -22,7 +22,8 @@ import json
 import os
 import tarfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -675,7 +676,7 @@ class DockerBackend(Backend):
 
     def snapshot_volumes(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:
         """Copy every data volume of the clone (but PostgreSQL's, which its store snapshots)
-        into labelled snapshot volumes. The engine stops the services first."""
+        into labelled snapshot volumes, as they are (the caller holds the writers still)."""
         for v in self.data_volumes(ctx.name):
             labels = dict(v.attrs["Labels"])
             svc = labels.get(LABEL_SERVICE, "")
@@ -699,11 +700,134 @@ class DockerBackend(Backend):
         for v in self.engine.volumes(ctx.name, role="snapshot", snapshot=snapshot):
             self.engine.remove_volume(v.name)
 
+    # --- the engine's hooks for backend-held data ----------------------------------------
+    def snapshot_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:
+        """The clone's data volumes into snapshot volumes. The clone's services that use
+        them are paused for the copy (a consistent copy; never prod's), and a service that
+        died meanwhile fails the snapshot: its volume may have been copied mid-write."""
+        if ctx.is_prod:
+            raise ProdReadOnly("a snapshot")
+        self.remember(ctx)
+        vols = self.data_volumes(ctx.name)
+        if not vols:
+            return
+        with self._held_still(ctx, {v.name for v in vols}, f"the snapshot {snapshot}"):
+            self.snapshot_volumes(ctx, snapshot, progress)
+
+    def reset_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:
+        """Copy a snapshot's volumes back. Their services are stopped by ``stop_for_reset``;
+        one still running (a database server with a second volume) is paused meanwhile."""
+        if ctx.is_prod:
+            raise ProdReadOnly("a reset")
+        self.remember(ctx)
+        snaps = self.engine.volumes(ctx.name, role="snapshot", snapshot=snapshot)
+        if not snaps:
+            return
+        targets = {str(v.attrs["Labels"].get(LABEL_SOURCE)) for v in snaps}
+        with self._held_still(ctx, targets, f"the reset to {snapshot}"):
+            self.reset_volumes(ctx, snapshot, progress)
+
+    def delete_snapshot_data(self, ctx: EnvContext, snapshot: str) -> None:
+        if ctx.is_prod:
+            return
+        self.delete_volume_snapshot(ctx, snapshot)
+
+    def stop_for_reset(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """Stop every container of the clone but the servers of PostgreSQL stores: those
+        swap databases inside the running server (a rename), which is what makes a reset
+        instant. The others are stopped together, not one after the other."""
+        if ctx.is_prod:
+            raise ProdReadOnly("stopping prod's containers")
+        keep = {st.service for st in self.spec.stores.values() if st.type == "postgres"}
+        running = [c for c in self._clone_containers(ctx.name, reverse=True)
+                   if c.labels.get(LABEL_SERVICE) not in keep and c.status in ("running", "paused", "restarting")]
+        for c in running:
+            if progress:
+                progress(f"stopping {c.labels.get(LABEL_SERVICE)}")
+        _in_parallel([lambda c=c: self.stop_container(c) for c in running])
+
+    def service_names(self, ctx: EnvContext) -> list[str]:
+        """Listed services, then the ones adopted from the compose project."""
+        names = list(ctx.services)
+        try:
+            if ctx.is_prod:
+                found = list(self.prod_containers())
+            else:
+                found = list(self.service_settings(ctx))
+        except (NotFound, BackendError):
+            found = [c.labels.get(LABEL_SERVICE) for c in self.engine.containers(ctx.name, role="service")]
+        return names + [n for n in found if n and n not in names]
+
+    @contextmanager
+    def _held_still(self, ctx: EnvContext, volumes: set[str], what: str) -> Iterator[None]:
+        """Pause the clone's running containers that mount one of ``volumes`` for the time
+        of the block; fail if one of them died meanwhile."""
+        users = []
+        for c in self.engine.containers(ctx.name, role="service"):
+            mounted = {m.get("Name") for m in c.attrs.get("Mounts") or []}
+            if c.status == "running" and mounted & volumes:
+                users.append(c)
+        paused = []
+        try:
+            for c in users:
+                if c.labels.get(LABEL_WORKSPACE) != self.workspace_id:
+                    raise ProdReadOnly(f"pausing {c.name}")
+                with engine_call(f"pausing {c.name} for {what}"):
+                    c.pause()
+                paused.append(c)
+            yield
+        except BaseException:
+            self._unpause(paused, quiet=True)
+            raise
+        died = self._unpause(paused)
+        if died:
+            svc, code = died[0]
+            raise BackendError(f"{ctx.name}/{svc} stopped during {what} (exit code {code}): the copy of its data "
+                               "may be half written, so it was not kept.",
+                               f"See why: repro-tui logs {ctx.name} {svc}; start it again: repro-tui start {ctx.name}")
+
+    def _unpause(self, paused: list[Any], quiet: bool = False) -> list[tuple[str, Any]]:
+        """Unpause; returns (service, exit code) of the containers that are no longer
+        running. An engine that fails here is raised, unless ``quiet`` (an error is already
+        on its way)."""
+        died = []
+        for c in paused:
+            try:
+                with engine_call(f"unpausing {c.name}"):
+                    c.reload()
+                    if c.status == "paused":
+                        try:
+                            c.unpause()
+                        except Exception:  # noqa: BLE001 - it died in between: seen below
+                            pass
+                        c.reload()
+            except BackendError:
+                if quiet:
+                    continue
+                raise
+            if c.status != "running":
+                died.append((c.labels.get(LABEL_SERVICE, c.name), (c.attrs.get("State") or {}).get("ExitCode")))
+        return died
+
     def _helper_image(self, ctx: EnvContext, svc: str) -> str:
         settings = self.service_settings(ctx)
         if svc in settings:
             return settings[svc].image
         return next(iter(settings.values())).image
+
+
+def _in_parallel(calls: list[Callable[[], None]]) -> None:
+    """Run engine calls at the same time; the first error is raised once all are done."""
+    if len(calls) <= 1:
+        for call in calls:
+            call()
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(8, len(calls))) as pool:
+        futures = [pool.submit(call) for call in calls]
+    for f in futures:
+        f.result()
 
 
 def _parse_time(text: str | None) -> float | None:

@@ -232,7 +232,7 @@ def describe_container(attrs: dict[str, Any], image_env: list[str] | None,
         "healthcheck": hc.get("Test"),
         "health": health,
         "state": state.get("Status"),
-        "restarts": attrs.get("RestartCount", 0),
+        "restart_count": attrs.get("RestartCount", 0),
         "networks": sorted(((attrs.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
     }
 
@@ -240,4 +240,4 @@ def describe_container(attrs: dict[str, Any], image_env: list[str] | None,
 #: keys of ``describe_container`` that differ between prod and a clone by construction
 PER_CLONE_KEYS = ("name", "ports", "networks")
 #: keys that are runtime facts: shown, not counted as changes
-RUNTIME_KEYS = ("health", "state", "restarts")
+RUNTIME_KEYS = ("health", "state", "restart_count")
