@@ -5,6 +5,7 @@ snapshotted, reset, promoted and destroyed. prod is checked unchanged at the end
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 import textwrap
 import time
@@ -12,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import DATA, git
+from tests.conftest import DATA, git, run_cli
 from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE
 
 pytestmark = pytest.mark.docker
@@ -173,6 +174,19 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
         assert {k for k in d_prod["app"]["env"] if d_prod["app"]["env"][k] != d_clone["app"]["env"].get(k)} == \
             {"SMTP_HOST"}
 
+        # the whole diff of a fresh clone: nothing unexpected (per-clone keys and overrides have intents)
+        report = ws.diff("prod", "b1")
+        fresh = ws.diff("prod", "b1", only_unexpected=True)
+        assert fresh.changes() == [], [c.as_dict() for c in fresh.changes()]
+        assert {c.path for c in report.services if c.intent == "override"} >= {
+            "services.app.container.env.SMTP_HOST", "services.app.container.ports", "services.app.container.name",
+            "services.db.container.networks"}
+        assert sorted(c.path for c in report.data if c.intent == "scrub")[:2] == ["db.customer.email",
+                                                                                  "db.customer.fax"]
+        assert "tok-live-9f8e7d" not in repr(report.to_json()) and "pw-prod-123" not in repr(report.to_json())
+        assert sorted(ws.backend.service_names(ws.context("b1"))) == ["app", "db"]
+        assert any("database system is ready" in line for line in ws.logs("b1", "db"))
+
         # change rows in the clone: the diff shows exactly them (and one scrub entry per column)
         clone_c = be.engine.container(be.container_name("b1", "db"))
         _psql(clone_c, "UPDATE track SET unit_price = 9.99 WHERE track_id IN (1, 2, 3); "
@@ -189,13 +203,27 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
             "db.customer.email", "db.customer.fax", "db.customer.phone", "db.employee.email", "db.employee.phone"]
         price = next(c for c in changes if c.path == "db.track[1].unit_price")
         assert (float(price.left), float(price.right)) == (0.99, 9.99)
+        # ... and so does the real command line
+        r = run_cli("diff", "prod", "b1", "--json", "--only-unexpected", cwd=root)
+        assert r.returncode == 0, r.stderr
+        shown = json.loads(r.stdout)
+        assert sorted((c["path"], c["kind"]) for c in shown["data"]) == rows
+        assert shown["config"] == [] and shown["services"] == []
+        assert "tok-live-9f8e7d" not in r.stdout and "pw-prod-123" not in r.stdout
 
         # snapshot, then reset to the fork: the diff is clean again, and the reset is a rename
         ws.snapshot("b1", "s1")
+        clone_c.reload()
+        db_started = clone_c.attrs["State"]["StartedAt"]
         t0 = time.perf_counter()
         ws.reset("b1", "forked")
         reset_seconds = time.perf_counter() - t0
         assert store.last_swap_seconds is not None and store.last_swap_seconds < 1.0
+        # the database server kept running (its store swapped databases inside it); the app restarted
+        clone_c.reload()
+        assert clone_c.status == "running" and clone_c.attrs["State"]["StartedAt"] == db_started
+        assert be.engine.container(be.container_name("b1", "app")).status == "running"
+        assert ws.diff("prod", "b1", only_unexpected=True).changes() == []
         clone_side = Side(*store.endpoint("b1"))
         changes, _ = diff_databases("db", prod_side, clone_side, scrubbed)
         assert [c.path for c in changes if c.intent is None] == []

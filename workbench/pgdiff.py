@@ -16,6 +16,7 @@ the same shape as the SQLite diff's.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -125,13 +126,16 @@ class TableDiff:
     """Checksums over key ranges on both servers, bisected down to the differing rows."""
 
     def __init__(self, store: str, left: Side, right: Side, lt: TableDef, rt: TableDef, scrubbed: set[str],
-                 shower: Shower, limit: int | None, pool: ThreadPoolExecutor) -> None:
+                 shower: Shower, limit: int | None, pool: ThreadPoolExecutor, include_scrubbed: bool = False) -> None:
         self.store, self.left, self.right, self.lt, self.rt = store, left, right, lt, rt
         self.shower, self.limit, self.pool = shower, limit, pool
         rcols = {c for c, _t, _n in rt.columns}
         self.common = [c for c, _t, _n in lt.columns if c in rcols]
         self.scrub_cols = [c for c in self.common if c.lower() in scrubbed]
-        self.compare = [c for c in self.common if c not in self.scrub_cols and c not in lt.pk]
+        # scrubbed columns: one entry per column, or (include_scrubbed) compared row by row
+        self.include_scrubbed = include_scrubbed
+        self.hidden = [] if include_scrubbed else self.scrub_cols
+        self.compare = [c for c in self.common if c not in self.hidden and c not in lt.pk]
         self.pk = lt.pk if lt.pk == rt.pk else []
         self.group = GroupSummary("data", f"{store}.{lt.shown}")
         self.emitted = 0
@@ -160,7 +164,8 @@ class TableDiff:
             int_key = len(self.pk) == 1 and self.lt.col_type(self.pk[0]) in INT_TYPES
             keys = self._int_ranges() if int_key else self._hash_buckets()
             yield from self._rows(keys)
-        yield from self._scrub_entries()
+        if not self.include_scrubbed:
+            yield from self._scrub_entries()
 
     def _checksums(self, where: str, bucket: str, extra_from: str = "") -> tuple[dict[Any, tuple], dict[Any, tuple]]:
         h = self._row_expr()
@@ -233,7 +238,7 @@ class TableDiff:
         if not keys:
             return
         g = self.group
-        cols = [c for c in self.common if c not in self.scrub_cols]
+        cols = [c for c in self.common if c not in self.hidden]
         for i in range(0, len(keys), 1000):
             chunk = keys[i:i + 1000]
             cond = " OR ".join("(" + " AND ".join(f"{qi(p)} = {ql(v)}" for p, v in zip(self.pk, k, strict=True)) + ")"
@@ -263,7 +268,7 @@ class TableDiff:
                     if left[c] == right[c]:
                         continue
                     ch = Change("data", f"{base}.{c}", "changed", store=self.store, table=self.lt.shown,
-                                key=shown_key, column=c)
+                                key=shown_key, column=c, intent="scrub" if c in self.scrub_cols else None)
                     if self._emit(ch):
                         (ch.left, m1), (ch.right, m2) = self.shower.value(c, left[c]), self.shower.value(c, right[c])
                         ch.masked = m1 or m2 or masked_key
@@ -280,7 +285,7 @@ class TableDiff:
 
     def _multiset(self) -> Iterator[Change]:
         """A table without a primary key: rows compared as multisets, by row hash."""
-        cols = [c for c in self.common if c not in self.scrub_cols]
+        cols = [c for c in self.common if c not in self.hidden]
         if not cols:
             return
         row = "ROW(" + ", ".join(qi(c) for c in cols) + ")::text"
@@ -337,11 +342,14 @@ def _sort_key(k: tuple) -> tuple:
 
 def diff_databases(store: str, left: Side, right: Side, scrubbed: dict[str, set[str]] | None = None,
                    shower: Shower | None = None, limit: int | None = None,
-                   tables: Callable[[str], bool] | None = None) -> tuple[list[Change], list[GroupSummary]]:
+                   tables: Callable[[str], bool] | None = None,
+                   include_scrubbed: bool = False) -> tuple[list[Change], list[GroupSummary]]:
     """All changes from ``left`` to ``right`` (schema first, then rows, table by table).
 
-    ``scrubbed`` maps a lower-case table name to its lower-case scrubbed columns;
-    ``tables`` (a predicate on the table's shown name) limits the tables compared."""
+    ``scrubbed`` maps a lower-case table name to its lower-case scrubbed columns (one
+    ``scrub`` entry per column, or row by row with ``include_scrubbed``); ``tables`` (a
+    predicate on the table's shown name) limits the tables compared. A table whose
+    checksums agree is a group with the status ``same``."""
     shower = shower or Shower()
     scrubbed = scrubbed or {}
     with ThreadPoolExecutor(max_workers=2) as pool:
@@ -354,7 +362,12 @@ def diff_databases(store: str, left: Side, right: Side, scrubbed: dict[str, set[
             if tables is not None and not tables(lt.shown):
                 continue
             cols = scrubbed.get(lt.shown.lower(), set()) | scrubbed.get(f"{lt.schema}.{lt.name}".lower(), set())
-            td = TableDiff(store, left, right, lt, rt, cols, shower, limit, pool)
-            changes.extend(td.changes())
+            td = TableDiff(store, left, right, lt, rt, cols, shower, limit, pool, include_scrubbed)
+            t0 = time.perf_counter()
+            found = list(td.changes())
+            td.group.seconds = time.perf_counter() - t0
+            if not found and not td.group.total:
+                td.group.status = "same"
+            changes.extend(found)
             groups.append(td.group)
     return changes, groups

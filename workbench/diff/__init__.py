@@ -93,7 +93,15 @@ def _services(ws: Any, left: Side, right: Side, shower: Any, limit: int | None,
     from workbench.diff.services import ServicesDiff
 
     describe = getattr(ws, "describe_side", None)
+    if not callable(describe):  # docker: the containers' inspect data (workbench.diff.containers)
+        from functools import partial
+
+        from workbench.diff import containers
+        if containers.describes(ws):
+            describe = partial(containers.describe_side, ws)
     described = (describe(left), describe(right)) if callable(describe) else None
+    if described is not None and None in described:  # a snapshot has no containers
+        described = None
     d = ServicesDiff(left, right, shower, limit, described=described)
     try:
         yield from d.changes()
@@ -134,6 +142,10 @@ def _data(ws: Any, left: Side, right: Side, shower: Any, limit: int | None, incl
             elif kind == "files":
                 from workbench.diff.files import diff_folders
                 yield from diff_folders(name, a, b, limit, mine)
+            elif kind == "postgres":  # both servers compared by checksums (workbench.diff.postgres)
+                from workbench.diff.postgres import diff_store
+                yield from diff_store(ws, name, left, right, scrubbed=scrubbed_columns(ws, name),
+                                      include_scrubbed=include_scrubbed, limit=limit, shower=shower, groups=mine)
             elif kind in _DATA_DIFFERS:
                 yield from _DATA_DIFFERS[kind](name, a, b, scrubbed=scrubbed_columns(ws, name),
                                                include_scrubbed=include_scrubbed, limit=limit, shower=shower,

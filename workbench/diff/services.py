@@ -66,6 +66,8 @@ class ServicesDiff:
     def changes(self) -> Iterator[Change]:
         a, b = effective(self.left), effective(self.right)
         names = list(a) + [n for n in b if n not in a]
+        if self.described is not None:  # services adopted from docker compose are only described
+            names += [n for d in self.described for n in d if n not in names]
         for name in names:
             g = GroupSummary("services", name)
             self.groups.append(g)
@@ -95,7 +97,8 @@ class ServicesDiff:
                  g: GroupSummary) -> Iterator[Change]:
         base = f"services.{name}"
         if a is None or b is None:
-            yield from self._change(g, base, a, b, "")
+            if a is not None or b is not None:
+                yield from self._change(g, base, a, b, "")
         else:
             env_over = _overridden(self.left, name)[0] | _overridden(self.right, name)[0]
             cmd_over = _overridden(self.left, name)[1] or _overridden(self.right, name)[1]
