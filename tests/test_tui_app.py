@@ -318,3 +318,12 @@ async def test_an_operation_under_way_is_shown_and_blocks_other_changes(root, tm
         assert any("wait: fork slow is under way" in n for n in notifications(app))
         await wait_for(pilot, lambda: "slow" in screen.envs and not screen.busy, 30, "the fork")
         assert not screen.query_one("#activity").has_class("-busy")
+
+
+async def test_ages_move_on_with_the_clock(root, tmp_path, forked):
+    now = [forked.status("b1").created_at + 30]
+    app = make_app(Workspace(root), clock=lambda: now[0], keymap_file=tmp_path / "none.toml")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: "b1  running  30s" in screen_text(app), what="the age")
+        now[0] += 3 * 3600
+        await wait_for(pilot, lambda: "b1  running  3h" in screen_text(app), timeout=8, what="the new age")

@@ -108,6 +108,7 @@ class MainScreen(Screen[None]):
     def __init__(self) -> None:
         super().__init__()
         self.envs: dict[str, Any] = {}
+        self._journal: list[Any] = []
         self.report: Any = None
         self.generation = 0
         self.diff_pending = False
@@ -145,6 +146,13 @@ class MainScreen(Screen[None]):
         self._update_title()
         self.query_one("#envs").focus()
         self.call_after_refresh(self.poll)  # the first frame first, then the first read
+        self.set_interval(5.0, self._refresh_ages)
+
+    def _refresh_ages(self) -> None:
+        """Ages ("2m", "3s ago") move on even when nothing else does."""
+        self._show_envs()
+        self._show_snapshots()
+        self.query_one(Activity).show_journal(self._journal, self.wb.clock())
 
     def on_unmount(self) -> None:
         self.stop_workers()
@@ -202,6 +210,7 @@ class MainScreen(Screen[None]):
         if self.selected not in self.envs:
             self.selected = env_list.selected_name
         self._show_snapshots()
+        self._journal = message.journal
         self.query_one(Activity).show_journal(message.journal, now)
         for entry in message.pending:
             if entry.id not in self._reported_pending:
