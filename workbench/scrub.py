@@ -383,8 +383,10 @@ def apply_sqlite(conn: sqlite3.Connection, rules: list[ScrubRule], key: bytes = 
     """Scrub an existing database in place: ``UPDATE t SET col = repro_scrub(col, ...)``.
 
     One transaction with ``secure_delete`` on (freed cells and pages are zeroed), the
-    rollback journal off or in memory and temporary data in memory, so no original value
-    is written to a journal or a temporary file. Triggers are dropped for the duration
+    rollback journal off (a journal in memory would hold every changed page: the whole
+    table) and temporary data in memory, so no original value is written to a journal or
+    a temporary file. Without a journal an error leaves the copy half scrubbed: discard
+    it. Triggers are dropped for the duration
     (an audit trigger would copy the originals into another table) and put back in the
     same transaction; samples of scrubbed tables in sqlite_stat3/4 are deleted.
 
@@ -402,7 +404,7 @@ def apply_sqlite(conn: sqlite3.Connection, rules: list[ScrubRule], key: bytes = 
     register(conn, key)
     mode = conn.execute("PRAGMA main.journal_mode").fetchone()[0].lower()
     if mode not in ("off", "memory"):
-        if conn.execute("PRAGMA main.journal_mode=MEMORY").fetchone()[0].lower() != "memory":
+        if conn.execute("PRAGMA main.journal_mode=OFF").fetchone()[0].lower() != "off":
             raise RuntimeError(f"cannot scrub in place with journal_mode={mode}")
     conn.execute("PRAGMA main.secure_delete=ON")
     conn.execute("PRAGMA temp_store=MEMORY")
