@@ -14,7 +14,9 @@ from tests.tui_support import (
     git,
     make_workspace,
     notifications,
+    notified,
     screen_text,
+    shows,
     stop_services,
     wait_for,
 )
@@ -85,10 +87,8 @@ async def test_fork_from_the_keyboard_lists_the_clone(root, tmp_path):
         await pilot.press(*"bug-7", "enter")
         await wait_for(pilot, lambda: "bug-7" in screen.envs and not screen.busy, 30, "bug-7 forked")
         await wait_for(pilot, lambda: screen.selected == "bug-7", what="bug-7 selected")
-        text = screen_text(app)
-        assert "bug-7" in text and "repro/bug-7" in text and "1 snap" in text
-        assert "running" in text                                  # the state as a word, not colour alone
-        assert any("bug-7 forked" in n for n in notifications(app))
+        await shows(pilot, "bug-7", "repro/bug-7", "1 snap", "running")   # the state as a word, not colour alone
+        await notified(pilot, "bug-7 forked")
         await wait_for(pilot, lambda: "fork bug-7" in screen_text(app), what="the journal entry")
     assert Workspace(root).status("bug-7").state == "running"
 
@@ -101,9 +101,10 @@ async def test_fork_dialog_checks_the_name_as_it_is_typed(root, tmp_path, forked
         dialog = app.screen
         assert isinstance(dialog, ForkDialog)
         await pilot.press("B")
-        assert "lower-case" in screen_text(app) and dialog.query_one("#fork").disabled
+        await shows(pilot, "lower-case")
+        assert dialog.query_one("#fork").disabled
         await pilot.press("backspace", *"b1")
-        assert "exists already" in screen_text(app)
+        await shows(pilot, "exists already")
         await pilot.press("enter")                                 # refused in the dialog: nothing runs
         assert isinstance(app.screen, ForkDialog)
         await pilot.press("backspace", "2")
@@ -118,7 +119,7 @@ async def test_a_row_changed_by_another_process_shows_in_the_data_tab(root, tmp_
         screen = await ready_diff(pilot)
         await pilot.press("3")
         assert rows(screen, "data") == []
-        assert "no unexpected data change" in screen_text(app)
+        await shows(pilot, "no unexpected data change")
         change_rows_elsewhere(forked.stores["db"].location("b1"), "UPDATE orders SET status = 'refunded' WHERE id = 42")
         import time
 
@@ -127,8 +128,7 @@ async def test_a_row_changed_by_another_process_shows_in_the_data_tab(root, tmp_
         took = time.monotonic() - t0
         assert took < 2.0, f"the change took {took:.2f} s to show"
         assert rows(screen, "data") == [("~", "42", "status", "paid → refunded", "")]
-        text = screen_text(app)
-        assert "Data 1" in text and "db › orders  1" in text and "paid → refunded" in text
+        await shows(pilot, "Data 1", "db › orders  1", "paid → refunded")
 
 
 async def test_reset_clears_the_diff_at_once_and_z_undoes_it(root, tmp_path, forked):
@@ -141,7 +141,7 @@ async def test_reset_clears_the_diff_at_once_and_z_undoes_it(root, tmp_path, for
         assert "z" not in {b.binding.key for b in screen.active_bindings.values()}   # nothing to undo yet
         await pilot.press("r")                                     # no dialog: at once
         await wait_for(pilot, lambda: not screen.busy, 30, "the reset")
-        assert any("reset to forked" in n and "Press z to undo" in n for n in notifications(app))
+        await notified(pilot, "reset to forked", "Press z to undo")
         await wait_for(pilot, lambda: rows(screen, "data") == [], what="the diff to clear")
         await wait_for(pilot, lambda: screen.envs["b1"].can_undo_reset, what="undo to be offered")
         await pilot.press("z")
@@ -159,12 +159,10 @@ async def test_promote_commits_the_fix_in_git(root, tmp_path, forked):
         assert rows(screen, "config")[0][1:3] == ("config/app.yaml:feature.rounding", "floor → round")
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog), what="the promote dialog")
-        await pilot.pause(0.1)
-        text = screen_text(app)
-        assert "config/app.yaml" in text and "+  rounding: round" in text
+        await shows(pilot, "config/app.yaml", "+  rounding: round")
         await pilot.press(*"Round discounts", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not screen.busy, 30, "the promote")
-        assert any("committed" in n and "repro/b1" in n for n in notifications(app))
+        await notified(pilot, "committed", "repro/b1")
     log = git(root, "log", "-1", "--format=%B", "repro/b1")
     assert log.startswith("Round discounts") and "Repro-Environment: b1" in log
     assert git(root, "log", "-1", "--format=%s", "main") == "shop"      # prod's branch untouched
@@ -184,7 +182,7 @@ async def test_promote_with_merge_asks_for_the_branch_name(root, tmp_path, forke
         assert app.screen.query_one("#confirm").disabled
         await pilot.press(*"main", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not screen.busy, 30, "the merge")
-        assert any("merged into main" in n for n in notifications(app))
+        await notified(pilot, "merged into main")
     git(root, "merge-base", "--is-ancestor", "repro/b1", "main")         # fails unless the fix is in main
     assert "Round discounts" in git(root, "log", "--format=%s", "main")
 
@@ -200,16 +198,15 @@ async def test_refused_actions_say_why(root, tmp_path, forked):
         assert "fork" in offered and not offered & {"snapshot", "reset", "promote", "destroy"}
         assert " s Snap" not in screen_text(app)                   # the footer does not offer it
         await pilot.press("s")
-        assert any("prod is read-only" in n for n in notifications(app))
+        await notified(pilot, "prod is read-only")
         # a refusal by the engine itself: nothing to promote
         screen.query_one("#envs").select_name("b1")
         await wait_for(pilot, lambda: screen.selected == "b1")
         await pilot.press("p")
         await wait_for(pilot, lambda: isinstance(app.screen, PromoteDialog), what="the promote dialog")
-        assert "no uncommitted change" in screen_text(app)
+        await shows(pilot, "no uncommitted change")
         await pilot.press(*"Nothing", "enter")
-        await wait_for(pilot, lambda: any("nothing to promote" in n for n in notifications(app)),
-                       what="the engine's refusal")
+        await notified(pilot, "nothing to promote")
         assert "Traceback" not in screen_text(app)
 
 
@@ -220,11 +217,11 @@ async def test_snapshot_then_reset_to_a_chosen_one(root, tmp_path, forked):
         await pilot.press("s")
         await pilot.press("enter")                                 # the default name, s1
         await wait_for(pilot, lambda: not screen.busy and len(screen.envs["b1"].snapshots) == 2, 30, "s1")
-        assert "s1" in screen_text(app)
+        await shows(pilot, "s1")
         await pilot.press("R")
         await pilot.press("down", "enter")                         # newest first: s1, then forked
         await wait_for(pilot, lambda: not screen.busy and screen.envs["b1"].last_reset == "forked", 30, "reset")
-        assert "◂ reset here" in screen_text(app)
+        await shows(pilot, "◂ reset here")
 
 
 async def test_destroy_needs_the_name_typed(root, tmp_path, forked):
@@ -269,7 +266,7 @@ async def test_keys_are_remapped_from_the_keymap_file(root, tmp_path):
         await pilot.press("n")
         assert isinstance(app.screen, ForkDialog)
         await pilot.press("escape", "h")
-        assert "fork = \"n\"" in screen_text(app) or "n  Fork prod" in screen_text(app)
+        await shows(pilot, "n  Fork prod")
 
 
 async def test_logs_of_a_service(root, tmp_path, forked):
@@ -293,7 +290,7 @@ async def test_a_broken_repro_yaml_in_the_clone_is_reported_and_the_diff_recover
     async with app.run_test(size=SIZE) as pilot:
         screen = await ready_diff(pilot)
         spec_file.write_text(spec.replace("services:", "services: [", 1))
-        await wait_for(pilot, lambda: any("repro.yaml" in n for n in notifications(app)), what="the message")
+        await notified(pilot, "repro.yaml")
         assert "Traceback" not in screen_text(app)
         await pilot.pause(1.5)
         assert sum("repro.yaml" in n for n in notifications(app)) == 1      # said once, not at every poll
@@ -304,18 +301,24 @@ async def test_a_broken_repro_yaml_in_the_clone_is_reported_and_the_diff_recover
 
 
 async def test_an_operation_under_way_is_shown_and_blocks_other_changes(root, tmp_path):
+    """Another process holds the workspace's writer lock: the fork waits, and says so."""
+    from workbench.lock import WriterLock
+
     app = app_for(root, tmp_path)
+    other = WriterLock(root / ".repro" / "lock")
     async with app.run_test(size=SIZE) as pilot:
         screen = main_of(pilot)
         await wait_for(pilot, lambda: "prod" in screen.envs)
-        await pilot.press("f", *"slow", "enter")
-        # at once, before the engine has recorded anything: listed, marked, with a progress line
-        text = screen_text(app)
-        assert "⟳ slow" in text and "forking" in text and "⟳ fork slow" in text
-        assert screen.query_one("#activity").has_class("-busy")
-        await pilot.press("f")                                       # one change at a time
-        assert isinstance(app.screen, MainScreen)
-        assert any("wait: fork slow is under way" in n for n in notifications(app))
+        other.acquire("a test")
+        try:
+            await pilot.press("f", *"slow", "enter")
+            assert screen.busy == "fork slow" and screen.query_one("#activity").has_class("-busy")
+            await shows(pilot, "⟳ slow", "forking", "fork slow: waiting for a test")
+            await pilot.press("f")                                   # one change at a time
+            assert isinstance(app.screen, MainScreen)
+            await notified(pilot, "wait: fork slow is under way")
+        finally:
+            other.release()
         await wait_for(pilot, lambda: "slow" in screen.envs and not screen.busy, 30, "the fork")
         assert not screen.query_one("#activity").has_class("-busy")
 

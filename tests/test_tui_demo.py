@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_support import git, notifications, screen_text, stop_services, wait_for
+from tests.tui_support import git, notified, shows, stop_services, wait_for
 from workbench.demo import DEMO_BUG, build_demo
 from workbench.tui.app import make_app
 from workbench.tui.main_screen import MainScreen
@@ -60,8 +60,8 @@ async def test_the_demo_story_through_the_screen(demo, tmp_path):
         await pilot.press("f", *"bug1", "enter")
         await wait_for(pilot, lambda: "bug1" in screen.envs and not screen.busy, 60, "bug1 forked")
         await wait_for(pilot, lambda: screen.report is not None and screen.report.right == "bug1", what="the diff")
-        await wait_for(pilot, lambda: "prod ↔ bug1 · ✓ clean" in screen_text(app), what="a clean diff")
-        assert "Config 0" in screen_text(app) and "Data 0" in screen_text(app)   # a fresh clone diffs clean
+        await shows(pilot, "prod ↔ bug1 · ✓ clean")
+        await shows(pilot, "Config 0", "Data 0")                           # a fresh clone diffs clean
         port = screen.envs["bug1"].services["web"]["port"]
         assert http("GET", f"http://127.0.0.1:{port}/orders/{DEMO_BUG['order_id']}") == DEMO_BUG["status"]
 
@@ -71,7 +71,7 @@ async def test_the_demo_story_through_the_screen(demo, tmp_path):
         order = str(DEMO_BUG["refund_order_id"])
         await within(pilot, 2.0, lambda: any(r[1] == order and r[2] == "status" for r in rows(screen, "data")),
                      "the refunded order")
-        assert "paid → refunded" in screen_text(app)
+        await shows(pilot, "paid → refunded")
 
         # the fix, edited in the clone's worktree: shown by itself within 2 s
         config = ws.worktree("bug1") / DEMO_BUG["config_file"]
@@ -79,7 +79,7 @@ async def test_the_demo_story_through_the_screen(demo, tmp_path):
         await pilot.press("1")
         await within(pilot, 2.0, lambda: any("discount_mode" in r[1] for r in rows(screen, "config")),
                      "the config change")
-        assert "stacked → sequential" in screen_text(app)
+        await shows(pilot, "stacked → sequential")
 
         # compare with a snapshot: only what changed since
         await pilot.press("s", "enter")
@@ -89,27 +89,27 @@ async def test_the_demo_story_through_the_screen(demo, tmp_path):
                        what="the diff against s1")
         await pilot.press("3")
         await wait_for(pilot, lambda: rows(screen, "data") == [], what="no data change since s1")
-        assert "bug1@s1 ↔ bug1" in screen_text(app)
+        await shows(pilot, "bug1@s1 ↔ bug1")
 
         # reset to the latest snapshot (s1) and undo it; the refund is in s1, so reset to forked
         await pilot.press("R", "down", "enter")
         await wait_for(pilot, lambda: not screen.busy and screen.envs["bug1"].last_reset == "forked", 60, "reset")
-        assert any("Press z to undo" in n for n in notifications(app))
+        await notified(pilot, "Press z to undo")
         await pilot.press("z")
         await wait_for(pilot, lambda: not screen.busy, 60, "undo")
-        assert any("back as it was before the reset" in n for n in notifications(app))
+        await notified(pilot, "back as it was before the reset")
 
         # stop and start from the keyboard
         await pilot.press("x")
         await wait_for(pilot, lambda: not screen.busy and screen.envs["bug1"].state == "stopped", 30, "stopped")
-        assert "○ bug1" in screen_text(app)
+        await shows(pilot, "○ bug1")
         await pilot.press("x")
         await wait_for(pilot, lambda: not screen.busy and screen.envs["bug1"].state == "running", 60, "running")
 
         # promote the fix
         await pilot.press("p")
         await wait_for(pilot, lambda: type(app.screen).__name__ == "PromoteDialog", what="the promote dialog")
-        assert "+  discount_mode: sequential" in screen_text(app)
+        await shows(pilot, "+  discount_mode: sequential")
         await pilot.press(*"Count discount codes after markdowns", "enter")
         await wait_for(pilot, lambda: isinstance(app.screen, MainScreen) and not screen.busy, 60, "promote")
     assert git(demo, "log", "-1", "--format=%s", "repro/bug1") == "Count discount codes after markdowns"

@@ -124,3 +124,18 @@ def freeze_times(root: Path, now: float = FIXED_NOW) -> None:
                (now - 3000, now - 3000))
     db.commit()
     db.close()
+
+
+async def shows(pilot: Any, *texts: str, timeout: float = 15.0) -> str:
+    """Wait until the terminal shows every one of ``texts`` (painting follows events)."""
+    return await wait_for(pilot, lambda: all(t in screen_text(pilot.app) for t in texts) and screen_text(pilot.app),
+                          timeout, f"{texts!r} on the screen")
+
+
+async def notified(pilot: Any, *parts: str, timeout: float = 15.0) -> str:
+    """Wait for a notification that contains every one of ``parts``."""
+
+    def found() -> str | None:
+        return next((n for n in notifications(pilot.app) if all(p in n for p in parts)), None)
+
+    return await wait_for(pilot, found, timeout, f"a notification with {parts!r}")
