@@ -638,6 +638,11 @@ class Workspace:
         env = args["env"]
         for store in self.stores.values():
             store.recover(env)
+        if args.get("was_running") and self.state.env(env) is not None:
+            try:  # the undo stopped them: a cut-off undo must not leave the clone down
+                self.backend.start(self.context(env))
+            except ReproError:
+                pass
         return "completed-by-recovery"
 
     # ready copies (made in the background) ----------------------------------------------
