@@ -752,7 +752,7 @@ class Workspace:
                     commit = wt.commit_all(full)
             merged = None
             if merge and prod_wt is not None:
-                op.note(merging=True)
+                op.note(merging=True, prod_before=repo.rev(self.spec.prod_branch), merged_commit=commit)
                 with op.step(f"merge into {self.spec.prod_branch}"):
                     prod_wt.merge(row["branch"], f"Merge {row['branch']}: {text.splitlines()[0]}\n\n"
                                                  f"Repro-Environment: {env}\n")
@@ -761,8 +761,27 @@ class Workspace:
         return PromoteResult(env=env, branch=row["branch"], commit=commit, files=changed, merged_into=merged)
 
     def _undo_promote(self, args: dict[str, Any]) -> str:
-        if args.get("merging") and (_git_dir(self.root) / "MERGE_HEAD").exists():
+        """A merge into prod's branch is never finished by recovery, only taken back: a merge
+        cut off after git made it (but before the promote was recorded) is undone too."""
+        if not args.get("merging"):
+            return "rolled-back"
+        if (_git_dir(self.root) / "MERGE_HEAD").exists():
             subprocess.run(["git", "merge", "--abort"], cwd=self.root, capture_output=True)
+        before, theirs = args.get("prod_before"), args.get("merged_commit")
+        repo = self._repo()
+        branch = self.spec.prod_branch
+        now = repo.rev(branch)
+        if not before or not now or now == before:
+            return "rolled-back"
+        parents = repo.git.rev_list("--parents", "-n", "1", now).split()[1:]
+        if now != theirs and parents != [before, theirs]:
+            return f"failed (rollback: {branch} moved on after the merge, so the merge was left in place)"
+        from workbench.vcs import Worktree
+
+        if Worktree(self.root).current_branch() == branch:
+            repo.git.reset("--keep", "--quiet", before)  # --keep: never loses a local change
+        else:
+            repo.git.update_ref(f"refs/heads/{branch}", before, now)
         return "rolled-back"
 
     def _is_store_file(self, env: str, rel: str) -> bool:
