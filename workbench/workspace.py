@@ -516,19 +516,21 @@ class Workspace:
     def _journal_env(self, args: dict[str, Any]) -> str | None:
         return args.get("env")
 
-    def _drop_snapshot(self, env: str, name: str) -> str:
+    def _drop_snapshot(self, env: str, name: str, op: Operation | None = None) -> str:
+        step = op.step if op else (lambda _n: _null())
         with self._ready_lock(env):
-            for store in self.stores.values():
-                store.delete_snapshot(env, name)
-            if self.state.env(env) is not None:
-                self.backend.delete_snapshot_data(self.context(env), name)
-            from workbench.vcs import Worktree
+            with step("snapshot data deleted"):
+                for store in self.stores.values():
+                    store.delete_snapshot(env, name)
+                if self.state.env(env) is not None:
+                    self.backend.delete_snapshot_data(self.context(env), name)
+            with step("snapshot forgotten"):
+                from workbench.vcs import Worktree
 
-            if self.worktree(env).exists():
-                Worktree(self.worktree(env)).drop_ref(f"refs/repro/{env}/{name}")
-            self.state.remove_snapshot(env, name)
-        snap_dir = self.repro_dir / "snapshots" / env / name
-        shutil.rmtree(snap_dir, ignore_errors=True)
+                if self.worktree(env).exists():
+                    Worktree(self.worktree(env)).drop_ref(f"refs/repro/{env}/{name}")
+                self.state.remove_snapshot(env, name)
+                shutil.rmtree(self.repro_dir / "snapshots" / env / name, ignore_errors=True)
         return "rolled-back"
 
     def delete_snapshot(self, env: str, name: str) -> None:
@@ -539,8 +541,8 @@ class Workspace:
         if name == FORKED:
             raise Refused(f"'{FORKED}' is the state {env} was forked in; it is kept for as long as the clone.",
                           "Delete other snapshots, or destroy the clone.")
-        with self._operation("delete-snapshot", env, {"env": env, "snapshot": name}):
-            self._drop_snapshot(env, name)
+        with self._operation("delete-snapshot", env, {"env": env, "snapshot": name}) as op:
+            self._drop_snapshot(env, name, op)
 
     def _undo_delete_snapshot(self, args: dict[str, Any]) -> str:
         self._drop_snapshot(args["env"], args["snapshot"])
