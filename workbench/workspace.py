@@ -202,10 +202,15 @@ class Workspace:
     # transactions ---------------------------------------------------------------------
     @contextmanager
     def _operation(self, op: str, env: str | None, args: dict[str, Any],
-                   progress: Progress | None = None) -> Iterator[Operation]:
+                   progress: Progress | None = None, check: Callable[[], Any] | None = None) -> Iterator[Operation]:
+        """``check`` runs again under the lock: what was checked before waiting for it (the
+        name is free, the clone exists) may have changed meanwhile, and an operation that
+        failed on that would roll back what the other writer made."""
         self._lock.acquire(op, on_wait=progress)
         try:
             self._recover()
+            if check is not None:
+                check()
             self._current_op = op
             jid = self.state.begin(op, env, args)
             operation = Operation(self, jid, dict(args), progress)
@@ -399,21 +404,25 @@ class Workspace:
     def fork(self, source: str, name: str, progress: Progress | None = None) -> EnvInfo:
         src_env, src_snap = parse_ref(source)
         check_env_name(name, allow_prod=False)
-        if self.state.env(name):
-            raise Refused(f"a clone named {name!r} exists already.",
-                          f"Choose another name, or destroy it first: repro-tui destroy {name}")
-        if src_env != PROD and self.state.env(src_env) is None:
-            raise NotFound(f"cannot fork {source!r}: no environment named {src_env!r}.", self._names_hint())
         if src_snap and src_env == PROD:
             raise InvalidInput("prod has no snapshots; fork prod itself, or a clone's snapshot (CLONE@SNAPSHOT).")
-        if src_snap and self.state.snapshot(src_env, src_snap) is None:
-            raise NotFound(f"{src_env} has no snapshot named {src_snap!r}.",
-                           f"See its snapshots: repro-tui snapshots {src_env}")
         repo = self._repo()
         branch = BRANCH_PREFIX + name
-        if repo.branch_exists(branch):
-            raise Refused(f"the branch {branch} exists already (left by an earlier clone, with commits prod lacks).",
-                          f"Merge or delete it (git branch -D {branch}), or choose another name.")
+
+        def can_fork() -> None:
+            if self.state.env(name):
+                raise Refused(f"a clone named {name!r} exists already.",
+                              f"Choose another name, or destroy it first: repro-tui destroy {name}")
+            if src_env != PROD and self.state.env(src_env) is None:
+                raise NotFound(f"cannot fork {source!r}: no environment named {src_env!r}.", self._names_hint())
+            if src_snap and self.state.snapshot(src_env, src_snap) is None:
+                raise NotFound(f"{src_env} has no snapshot named {src_snap!r}.",
+                               f"See its snapshots: repro-tui snapshots {src_env}")
+            if repo.branch_exists(branch):
+                raise Refused(f"the branch {branch} exists already (left by an earlier clone, with commits prod "
+                              "lacks).", f"Merge or delete it (git branch -D {branch}), or choose another name.")
+
+        can_fork()
         if src_env == PROD:
             start = repo.rev(self.spec.prod_branch)
             if start is None:
@@ -423,7 +432,7 @@ class Workspace:
                 store.check(self.spec.scrub_rules(st_name))
         else:
             start = None
-        with self._operation("fork", name, {"source": source, "branch": branch}, progress) as op:
+        with self._operation("fork", name, {"source": source, "branch": branch}, progress, check=can_fork) as op:
             tree = None
             if src_env != PROD:
                 from workbench.vcs import Worktree
@@ -496,11 +505,18 @@ class Workspace:
                 n += 1
             name = f"s{n}"
         check_snapshot_name(name, allow_reserved=False)
-        if self.state.snapshot(env, name):
-            raise Refused(f"{env} has a snapshot named {name!r} already.",
-                          f"Choose another name, or delete it: repro-tui snapshot {env} --delete {name}")
+        snap_name = name
+
+        def name_free() -> None:
+            self._require_clone(env, "snapshot")
+            if self.state.snapshot(env, snap_name):
+                raise Refused(f"{env} has a snapshot named {snap_name!r} already.",
+                              f"Choose another name, or delete it: repro-tui snapshot {env} --delete {snap_name}")
+
+        name_free()
         sid = self._new_snapshot_id()
-        with self._operation("snapshot", env, {"env": env, "snapshot": name, "id": sid}, progress) as op:
+        with self._operation("snapshot", env, {"env": env, "snapshot": name, "id": sid}, progress,
+                             check=name_free) as op:
             with op.step(f"snapshot {name}"):
                 self._take_snapshot(env, name, sid)
         self._spawn_ready(env, name)
@@ -541,7 +557,12 @@ class Workspace:
         if name == FORKED:
             raise Refused(f"'{FORKED}' is the state {env} was forked in; it is kept for as long as the clone.",
                           "Delete other snapshots, or destroy the clone.")
-        with self._operation("delete-snapshot", env, {"env": env, "snapshot": name}) as op:
+        def still_there() -> None:
+            self._require_clone(env, "deleting a snapshot")
+            if self.state.snapshot(env, name) is None:
+                raise NotFound(f"{env} has no snapshot named {name!r}.", f"See them: repro-tui snapshots {env}")
+
+        with self._operation("delete-snapshot", env, {"env": env, "snapshot": name}, check=still_there) as op:
             self._drop_snapshot(env, name, op)
 
     def _undo_delete_snapshot(self, args: dict[str, Any]) -> str:
@@ -564,8 +585,13 @@ class Workspace:
                 raise NotFound(f"{env} has no snapshot named {snapshot!r}.", f"See them: repro-tui snapshots {env}")
             target = found
         ctx = self.context(env)
+        def still_there() -> None:
+            self._require_clone(env, "reset")
+            if self.state.snapshot(env, target.name) is None:
+                raise NotFound(f"{env} has no snapshot named {target.name!r}.", f"See them: repro-tui snapshots {env}")
+
         with self._operation("reset", env, {"env": env, "snapshot": target.name, "id": target.id, "code": code},
-                             progress) as op:
+                             progress, check=still_there) as op:
             with self._ready_lock(env, progress):
                 was_running = any(s.state == "running" for s in self.backend.status(ctx).values())
                 op.note(was_running=was_running)
@@ -623,7 +649,8 @@ class Workspace:
         if not self.stores or not all(s.has_undo(env) for s in self.stores.values()):
             raise Refused(f"{env} has no reset to undo.", "A reset keeps the state it replaced; none was made yet.")
         ctx = self.context(env)
-        with self._operation("undo-reset", env, {"env": env}, progress) as op:
+        with self._operation("undo-reset", env, {"env": env}, progress,
+                             check=lambda: self._require_clone(env, "undoing a reset")) as op:
             with self._ready_lock(env, progress):
                 was_running = any(s.state == "running" for s in self.backend.status(ctx).values())
                 op.note(was_running=was_running)
@@ -747,7 +774,8 @@ class Workspace:
         text = self._redact(message.strip())
         full = (f"{text}\n\nRepro-Environment: {env}\nRepro-Forked-From: {row['forked_commit']}\n"
                 f"Repro-Snapshot: {env}@{snap}\n")
-        with self._operation("promote", env, {"env": env, "merge": merge}, progress) as op:
+        with self._operation("promote", env, {"env": env, "merge": merge}, progress,
+                             check=lambda: self._require_clone(env, "promote")) as op:
             commit = wt.head()
             if changed:
                 with op.step("commit"):
@@ -811,7 +839,8 @@ class Workspace:
                 shown = ", ".join(changed[:5]) + (" ..." if len(changed) > 5 else "")
                 raise Refused(f"{env} has uncommitted changes: {shown}.",
                               f"Promote them (repro-tui promote {env} -m ...), or destroy with --force to lose them.")
-        with self._operation("destroy", env, {"env": env, "branch": row["branch"]}, progress) as op:
+        with self._operation("destroy", env, {"env": env, "branch": row["branch"]}, progress,
+                             check=lambda: self._require_clone(env, "destroy")) as op:
             self.state.update_env(env, status="destroying")
             notes = self._remove_env(env, delete_branch=True, only_if_merged=True, op=op)
         return notes
