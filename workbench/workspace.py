@@ -873,9 +873,11 @@ class Workspace:
         repo = self._repo()
         branch = BRANCH_PREFIX + env
         with step("worktree removed"):
-            for snap in self.state.snapshots(env):
-                subprocess.run(["git", "update-ref", "-d", f"refs/repro/{env}/{snap.name}"], cwd=self.root,
-                               capture_output=True)
+            # every ref under the clone's prefix: a snapshot cut off before it was recorded has one too
+            refs = subprocess.run(["git", "for-each-ref", "--format=%(refname)", f"refs/repro/{env}/"],
+                                  cwd=self.root, capture_output=True, text=True).stdout.split()
+            for ref in refs:
+                subprocess.run(["git", "update-ref", "-d", ref], cwd=self.root, capture_output=True)
             repo.remove_worktree(self.worktree(env))
             if delete_branch and repo.branch_exists(branch):
                 ahead = repo.commits_not_in(branch, self.spec.prod_branch) if only_if_merged else 0
