@@ -32,7 +32,7 @@ from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import SPEC_FILE, Spec, load_spec
 from workbench.state import State
 from workbench.stores import make_store
-from workbench.stores.base import Store
+from workbench.stores.base import Store, is_disk_full
 
 Progress = Callable[[str], None]
 REPRO_DIR = ".repro"
@@ -83,6 +83,9 @@ def parse_ref(ref: str) -> tuple[str, str | None]:
     elif ref.endswith("@"):
         raise InvalidInput(f"{ref!r}: a snapshot name is missing after '@'.", "Write CLONE@SNAPSHOT, e.g. b1@forked.")
     return env, snap or None
+
+
+ROLLBACK_FAILED = "failed (could not roll back: "  # an error, not an outcome: tried again
 
 
 class Operation:
@@ -221,12 +224,15 @@ class Workspace:
                 if isinstance(exc, KeyboardInterrupt):
                     message = "interrupted"
                 outcome = self._roll_back(op, operation.args)
-                self.state.finish(jid, outcome, message)
+                if not outcome.startswith(ROLLBACK_FAILED):  # else left pending: the next writer tries again
+                    self.state.finish(jid, outcome, message)
                 if isinstance(exc, KeyboardInterrupt):
                     from workbench.errors import Interrupted
 
                     raise Interrupted(f"{op} was interrupted; {outcome.replace('-', ' ')}.",
                                       "Nothing was left half made.") from None
+                if is_disk_full(exc):
+                    raise self._no_space(op, outcome) from None
                 raise
             else:
                 self.state.finish(jid, "ok", operation.message)
@@ -234,6 +240,16 @@ class Workspace:
                 self._current_op = ""
         finally:
             self._lock.release()
+
+    def _no_space(self, op: str, outcome: str) -> Refused:
+        try:
+            free = f"{shutil.disk_usage(self.repro_dir).free / 1048576:.1f} MB free"
+        except OSError:
+            free = "full"
+        return Refused(f"no space left on the disk that holds {self.repro_dir} ({free}): the {op} stopped and was "
+                       f"{outcome.replace('-', ' ')}; nothing was left half made.",
+                       "Free some space on that disk (df -h shows it), or delete snapshots you no longer need "
+                       "(repro-tui snapshot CLONE --delete NAME), then try again.")
 
     def _roll_back(self, op: str, args: dict[str, Any]) -> str:
         handler = getattr(self, f"_undo_{op.replace('-', '_')}", None)
@@ -245,7 +261,7 @@ class Workspace:
         try:
             return handler(args)
         except Exception as exc:  # the rollback itself failed: say so, the next writer tries again
-            return f"failed (rollback: {exc})"
+            return f"{ROLLBACK_FAILED}{exc})"
         finally:
             if old is not None:
                 signal.signal(signal.SIGINT, old)
@@ -267,6 +283,8 @@ class Workspace:
                 self.state.finish(entry.id, "failed", "the ready copy was cut off; it is made again on the next reset")
                 continue
             outcome = self._roll_back(entry.op, entry.args)
+            if outcome.startswith(ROLLBACK_FAILED):
+                continue   # e.g. the Docker engine is unreachable: still pending, tried again by the next writer
             self.state.finish(entry.id, outcome, f"{entry.op} was cut off; recovered by the next command")
 
     def try_recover(self) -> list[JournalEntry]:
