@@ -151,8 +151,16 @@ class Engine:
 
     # queries ------------------------------------------------------------------------------
     def containers(self, env: str | None = None, **more: str) -> list[Any]:
+        """Containers with these labels. One removed while listed is left out (the SDK's own
+        list fails on it)."""
+        out = []
         with engine_call("listing containers"):
-            return self.client.containers.list(all=True, filters=self.filters(env, **more))
+            for row in self.api.containers(all=True, filters=self.filters(env, **more)):
+                try:
+                    out.append(self.client.containers.get(row["Id"]))
+                except docker.errors.NotFound:
+                    continue
+        return out
 
     def volumes(self, env: str | None = None, **more: str) -> list[Any]:
         with engine_call("listing volumes"):
@@ -279,6 +287,72 @@ class Engine:
             return (1 if code is None else code), b"".join(errors)
 
         return body(), result
+
+    def exec_stdin(self, container: Any, cmd: list[str], data: Iterable[bytes], user: str = "",
+                   environment: dict[str, str] | None = None, what: str = "a command") -> tuple[int, bytes]:
+        """Run a command with ``data`` streamed into its stdin (a pipe through the Engine
+        API, as ``docker exec -i`` does); (exit code, the tail of its output)."""
+        import socket
+        import struct
+        import threading
+
+        cid = container if isinstance(container, str) else container.id
+        with engine_call(what):
+            ex = self.api.exec_create(cid, cmd, stdin=True, stdout=True, stderr=True, user=user,
+                                      environment=environment)
+            sock = self.api.exec_start(ex["Id"], socket=True)
+        raw = getattr(sock, "_sock", sock)   # a socket, an SSL socket or an ssh channel
+        raw.settimeout(API_TIMEOUT)
+        output: list[bytes] = []
+
+        def read() -> None:   # drained meanwhile, so a chatty command never blocks on a full pipe
+            buf = b""
+            try:
+                while True:
+                    chunk = raw.recv(65536)
+                    if not chunk:
+                        break
+                    buf += chunk
+                    while len(buf) >= 8:
+                        size = struct.unpack(">BxxxL", buf[:8])[1]
+                        if len(buf) < 8 + size:
+                            break
+                        output.append(buf[8:8 + size])
+                        buf = buf[8 + size:]
+                        del output[:-64]
+            except (OSError, EOFError):
+                pass
+
+        reader = threading.Thread(target=read, name="repro-exec-output", daemon=True)
+        reader.start()
+        cut: BaseException | None = None
+        try:
+            try:
+                for chunk in data:
+                    raw.sendall(chunk)
+                if hasattr(raw, "shutdown_write"):
+                    raw.shutdown_write()
+                else:
+                    raw.shutdown(socket.SHUT_WR)
+            except ENGINE_ERRORS as exc:   # the command may have stopped reading: its exit code says why
+                cut = exc
+            reader.join(API_TIMEOUT)
+        finally:
+            for obj in (raw, sock):
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - closing a broken transport
+                    pass
+        with engine_call(what):
+            for _ in range(100):   # the exit code is set a moment after the streams close
+                info = self.api.exec_inspect(ex["Id"])
+                if not info.get("Running"):
+                    break
+                time.sleep(0.05)
+        code = info.get("ExitCode")
+        if cut is not None and code == 0:
+            raise engine_error(what, cut)
+        return (1 if code is None else code), b"".join(output)[-4000:]
 
     def put_archive(self, container: Any, path: str, data: Iterable[bytes] | bytes, what: str) -> None:
         cid = container if isinstance(container, str) else container.id

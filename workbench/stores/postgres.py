@@ -24,10 +24,12 @@ so a remote engine works the same and no password is needed or printed.
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
 import re
+import shlex
 import struct
 import tarfile
 import threading
@@ -489,15 +491,20 @@ class PostgresStore(Store):
         st, mount = self.backend.pg_data(dest, self.service)
         vol = self.backend.volume_name(dest, self.service, mount.target)
         rel = os.path.relpath(st.pgdata(), mount.target) if st.pgdata() != mount.target else ""
+        restore_from: PgServer | None = None
         if source is None:
             src = self.prod_server()
             say(f"copying {self.name} online (pg_basebackup)")
             if not self._base_backup(src, dest, st.image, vol, rel, mount.target):
-                say(f"copying {self.name} by dump and restore")
-                self._dump_restore(src, dest)
+                say(f"pg_basebackup failed ({getattr(self, '_base_backup_error', 'no detail')}): copying "
+                    f"{self.name} by pg_dump | pg_restore instead")
+                self._new_cluster(src, dest, st.image, vol, mount.target, st.pgdata())
+                restore_from = src
         else:
             self._copy_clone(source, dest, st.image, vol, rel, mount.target, say)
         with self.private_server(dest) as srv:
+            if restore_from is not None:
+                self._dump_restore(restore_from, srv, say)
             if source is None:
                 if rules:
                     say(f"scrubbing {self.name}")
@@ -553,13 +560,69 @@ class PostgresStore(Store):
                       {vol: {"bind": "/vol", "mode": "rw"}}, "fixing the copy's owner", self.service)
         return True
 
-    def _dump_restore(self, src: PgServer, dest: str) -> None:
-        """The fallback: an empty cluster made by the image's own entry point, then the
-        database restored from ``pg_dump -Fc`` (read from prod, never written)."""
-        err = getattr(self, "_base_backup_error", "")
-        raise BackendError(f"the online copy of {self.name} failed: {err}",
-                           "Allow the postgres user a local replication connection in prod's pg_hba.conf "
-                           "('local replication all peer'), or make the copy by hand with pg_dump.")
+    # --- the fallback: pg_dump | pg_restore ---------------------------------------------------
+    def _new_cluster(self, src: PgServer, dest: str, image: str, vol: str, target: str, pgdata: str) -> None:
+        """An empty cluster in the clone's volume, made by ``initdb`` of the service's own
+        image, with prod's bootstrap superuser and prod's access rules (pg_hba.conf,
+        pg_ident.conf, postgresql.auto.conf: read from prod, when they live in its data
+        directory), so that the clone's clients log in as they do in prod."""
+        engine = self.backend.engine
+        superuser = str(src.value("SELECT rolname FROM pg_roles WHERE oid = 10") or "postgres")
+        files: dict[str, str] = {}
+        try:
+            data_dir = str(src.value("SELECT current_setting('data_directory') AS d"))
+            for setting in ("hba_file", "ident_file"):
+                path = str(src.value(f"SELECT current_setting('{setting}') AS f"))
+                if path.startswith(data_dir.rstrip("/") + "/"):
+                    files[os.path.basename(path)] = path
+            files["postgresql.auto.conf"] = f"{data_dir}/postgresql.auto.conf"
+        except BackendError:
+            files = {}   # the store's user may not read settings: the image's defaults then
+        script = [PATH_PRELUDE + "set -e",
+                  f'initdb -D "{pgdata}" -U {shlex.quote(superuser)} -E UTF8 --locale=C >/dev/null']
+        for name, path in files.items():
+            code, out, _err = src._exec(["cat", path], "postgres")
+            if code == 0:
+                blob = base64.b64encode(out.encode()).decode()
+                script.append(f'printf %s {blob} | base64 -d > "{pgdata}/{name}"')
+        engine.helper(dest, image, f'set -e; mkdir -p "{pgdata}"; '
+                      f'find "{target}" -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; mkdir -p "{pgdata}"; '
+                      f'chown postgres "{target}" "{pgdata}"; chmod 700 "{pgdata}"',
+                      {vol: {"bind": target, "mode": "rw"}}, "preparing the volume", self.service)
+        engine.helper(dest, image, "; ".join(script), {vol: {"bind": target, "mode": "rw"}},
+                      "making an empty cluster", self.service, user="postgres")
+
+    def _dump_restore(self, src: PgServer, dest: PgServer, say: Progress) -> None:
+        """prod's roles and database into the new cluster: ``pg_dumpall --roles-only`` and
+        ``pg_dump -Fc`` run in prod's container (reading only), streamed through the Engine
+        API into ``pg_restore --create`` in the clone's private server."""
+        engine = self.backend.engine
+        args = src._connect_args()
+        code, roles, err = src._exec(["pg_dumpall", "--roles-only", *args], src._os_user)
+        if code == 0:
+            superuser = str(dest.value("SELECT rolname FROM pg_roles WHERE oid = 10"))
+            lines = [line for line in roles.splitlines() if line.strip() != f"CREATE ROLE {qi(superuser)};"
+                     and line.strip() != f"CREATE ROLE {superuser};"]
+            dest.run_script("\n".join(lines), "postgres")
+        else:
+            say(f"prod's roles could not be read ({_last_error(err)}): {self.name} restored without them")
+        say(f"copying {self.name}: pg_dump | pg_restore")
+        body, result = engine.exec_stream(src.container, ["sh", "-c", PATH_PRELUDE + 'exec "$@"', "sh", "pg_dump",
+                                                          "-Fc", *args, "-d", self.db],
+                                          user=src._os_user, what=f"pg_dump in {src.name}")
+        dest_args = dest._connect_args()
+        code, out = engine.exec_stdin(dest.container, ["sh", "-c", PATH_PRELUDE + 'exec "$@"', "sh", "pg_restore",
+                                                       "--create", "--exit-on-error", *dest_args, "-d", "postgres"],
+                                      body, user=dest._os_user, what=f"pg_restore in {dest.name}")
+        dump_code, dump_err = result()
+        if dump_code != 0:
+            raise BackendError(f"pg_dump of {self.name} in prod's {src.name} failed: "
+                               f"{_last_error(dump_err.decode('utf-8', 'replace'))}",
+                               "prod was only read; the clone was not made.")
+        if code != 0:
+            raise BackendError(f"pg_restore of {self.name} into the clone failed: "
+                               f"{_last_error(out.decode('utf-8', 'replace'))}",
+                               "prod was only read; the clone was not made.")
 
     def _copy_clone(self, source: str, dest: str, image: str, vol: str, rel: str, target: str, say: Progress) -> None:
         c = self.backend.engine.container(self.backend.container_name(source, self.service))
