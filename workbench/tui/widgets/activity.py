@@ -16,17 +16,6 @@ from workbench.tui.presentation import journal_line, shown_in_journal
 class Activity(Vertical):
     """What is happening now and what happened last. Shows the progress row only while busy."""
 
-    DEFAULT_CSS = """
-    Activity {
-        height: auto;
-        #progress-row { height: 1; display: none; }
-        &.-busy #progress-row { display: block; }
-        #progress-bar { width: 14; }
-        #progress-text { width: 1fr; }
-        #journal { height: auto; color: $text-muted; }
-    }
-    """
-
     step: reactive[str | None] = reactive(None, init=False)
 
     def __init__(self, lines: int = 3, **kwargs: Any) -> None:

@@ -27,16 +27,6 @@ TITLES = {"config": "Config", "services": "Services", "data": "Data"}
 class DiffView(Vertical):
     """Config, Services and Data. Data: stores and tables with counts, then the rows of one table."""
 
-    DEFAULT_CSS = """
-    DiffView {
-        #diff-status { height: 1; color: $text-muted; }
-        #filter { display: none; height: 1; border: none; padding: 0 1; }
-        &.-filtering #filter { display: block; }
-        .detail { height: 2; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
-        #tables { height: auto; max-height: 5; }
-    }
-    """
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.views: DiffViews | None = None

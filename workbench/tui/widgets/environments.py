@@ -25,10 +25,6 @@ def env_prompt(line: EnvLine) -> Content:
 class EnvList(OptionList):
     """Environments, prod first. Rebuilt only when what it shows has changed."""
 
-    DEFAULT_CSS = """
-    EnvList { height: 1fr; }
-    """
-
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shown: tuple[EnvLine, ...] = ()
@@ -61,10 +57,6 @@ class EnvList(OptionList):
 
 class SnapshotList(OptionList):
     """The selected clone's snapshots, oldest first, with age and whether a reset is instant."""
-
-    DEFAULT_CSS = """
-    SnapshotList { height: auto; max-height: 8; }
-    """
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
