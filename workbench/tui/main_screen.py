@@ -6,10 +6,11 @@ worker and comes back as a message named as a past event; the screen never waits
 
 Three kinds of workers, on purpose:
 
-* the *poller* reads the environments and the journal about once a second (its own
-  read-only Workspace, so it never shares a connection with an operation);
-* the *diff* worker watches the selected pair and posts each new report; it is the only
-  exclusive group (a new selection replaces it);
+* the *poller* reads the environments and the journal every 2 s, and at once after an
+  operation (its own read-only Workspace: it never shares a connection with an operation);
+* the *diff* worker runs the engine's watch on the selected pair and posts each new
+  report; it is exclusive (a new selection replaces it), as is the worker that arranges a
+  very large report for display;
 * *operation* workers change the workspace (fork, reset, ...), one at a time, never
   cancelled by the screen: an operation is the engine's to finish or roll back.
 """
@@ -167,7 +168,7 @@ class MainScreen(Screen[None]):
     # reading the workspace -------------------------------------------------------------
     @work(thread=True, group="poll", exit_on_error=False)
     def poll(self) -> None:
-        """Read environments and journal, post them when they change; wait ~1 s or a kick."""
+        """Read environments and journal, post them when they change; wait for a kick or the interval."""
         worker = get_current_worker()
         reader = None
         last: Any = None
@@ -285,10 +286,10 @@ class MainScreen(Screen[None]):
         self.diff_pending = True
         diff.set_status(f"{pair[0]} ↔ {pair[1]} · computing the diff …  (esc stops it)")
         self._stop_diff = threading.Event()
-        self.watch_diff(pair[0], pair[1], self.generation, self._stop_diff)
+        self.live_diff(pair[0], pair[1], self.generation, self._stop_diff)
 
     @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
-    def watch_diff(self, left: str, right: str, generation: int, stop: threading.Event) -> None:
+    def live_diff(self, left: str, right: str, generation: int, stop: threading.Event) -> None:
         """The live diff: the engine's watch calls back with each new report until stopped."""
         reader = None
         try:
