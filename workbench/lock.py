@@ -64,8 +64,11 @@ class WriterLock:
                     on_wait(f"waiting for {desc} to finish ...")
                     told = True
                 time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "op": what, "since": time.time()}).encode(), 0)
+        try:  # who holds it, for messages only: a full disk must not stop the lock (nor its rollback)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps({"pid": os.getpid(), "op": what, "since": time.time()}).encode(), 0)
+        except OSError:
+            pass
         self._fd = fd
 
     def release(self) -> None:
