@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import getpass
 import json
+import shutil
 import socket
 import sqlite3
 import time
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import Refused
 from workbench.model import JournalEntry, SnapshotInfo
 
 SCHEMA = """
@@ -67,11 +69,20 @@ class State:
         self.path = path
         self.db = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA busy_timeout=30000")
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
+        try:
+            self.db.execute("PRAGMA busy_timeout=30000")
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(SCHEMA)
+        except sqlite3.OperationalError:
+            self.db.close()
+            # WAL needs a few KB for its shared memory even to read: a full disk fails with a mere "disk I/O error"
+            if shutil.disk_usage(path.parent).free < 1024 * 1024:
+                raise Refused(f"no space left on the disk that holds {path.parent}: the workspace's state "
+                              "cannot be opened.", "Free some space on that disk (df -h shows it), then try "
+                              "again.") from None
+            raise
 
     def close(self) -> None:
         self.db.close()

@@ -32,7 +32,7 @@ from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import SPEC_FILE, Spec, load_spec
 from workbench.state import State
 from workbench.stores import make_store
-from workbench.stores.base import Store
+from workbench.stores.base import Store, is_disk_full
 
 Progress = Callable[[str], None]
 REPRO_DIR = ".repro"
@@ -231,6 +231,8 @@ class Workspace:
 
                     raise Interrupted(f"{op} was interrupted; {outcome.replace('-', ' ')}.",
                                       "Nothing was left half made.") from None
+                if is_disk_full(exc):
+                    raise self._no_space(op, outcome) from None
                 raise
             else:
                 self.state.finish(jid, "ok", operation.message)
@@ -238,6 +240,18 @@ class Workspace:
                 self._current_op = ""
         finally:
             self._lock.release()
+
+    def _no_space(self, op: str, outcome: str) -> Refused:
+        try:
+            free = f"{shutil.disk_usage(self.repro_dir).free / 1048576:.1f} MB free"
+        except OSError:
+            free = "full"
+        done = ("what it had made is removed by the next command once there is room" if outcome.startswith("failed")
+                else f"it was {outcome.replace('-', ' ')}: nothing was left half made")
+        return Refused(f"no space left on the disk that holds {self.repro_dir} ({free}): the {op} stopped and "
+                       f"{done}.",
+                       "Free some space on that disk (df -h shows it), or delete snapshots you no longer need "
+                       "(repro-tui snapshot CLONE --delete NAME), then try again.")
 
     def _roll_back(self, op: str, args: dict[str, Any]) -> str:
         handler = getattr(self, f"_undo_{op.replace('-', '_')}", None)

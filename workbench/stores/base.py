@@ -22,9 +22,27 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbench.errors import Refused
 from workbench.spec import ScrubRule, Spec, StoreSpec
 
 Progress = Callable[[str], None]
+
+
+class NoSpace(Refused):
+    """A copy ran out of disk space (the engine rolls back and says what to do)."""
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """ENOSPC/EDQUOT from the OS, SQLITE_FULL from SQLite, or a store's NoSpace."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, NoSpace):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL
+                                                or "disk is full" in str(exc))
 
 
 class Store(ABC):
@@ -213,6 +231,16 @@ class FolderStore(Store):
         tmp.mkdir(parents=True)
         return tmp
 
+    def _copy_into(self, tmp: Path, source: Path) -> None:
+        """Copy a store folder into ``tmp``; a copy that fails (a full disk) is removed at once,
+        so that it holds no space while the error is reported."""
+        try:
+            self.copy_dir(source, tmp)
+            make_writable(tmp)
+        except BaseException:
+            _rmtree(tmp)
+            raise
+
     def fork(self, dest, source, source_snapshot, rules, progress=None):
         self._clone(dest)
         final = self.data_dir(dest)
@@ -244,8 +272,7 @@ class FolderStore(Store):
         self._clone(env)
         final = self.ready_dir(env)
         tmp = self._fresh(final)
-        self.copy_dir(self.snapshot_dir(env, snapshot), tmp)
-        make_writable(tmp)
+        self._copy_into(tmp, self.snapshot_dir(env, snapshot))
         _rmtree(final)
         self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
         os.replace(tmp, final)
@@ -266,8 +293,7 @@ class FolderStore(Store):
         if not used_ready:
             # no ready copy of this snapshot: copy it now, beside the live copy
             tmp = self._fresh(self.ready_dir(env))
-            self.copy_dir(self.snapshot_dir(env, snapshot), tmp)
-            make_writable(tmp)
+            self._copy_into(tmp, self.snapshot_dir(env, snapshot))
             _rmtree(self.ready_dir(env))
             self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
             os.replace(tmp, self.ready_dir(env))

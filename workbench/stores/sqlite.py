@@ -39,7 +39,7 @@ from workbench.scrub import (
     workspace_key,
 )
 from workbench.spec import ScrubRule
-from workbench.stores.base import FolderStore, Progress
+from workbench.stores.base import FolderStore, NoSpace, Progress, is_disk_full
 
 MAGIC = b"SQLite format 3\x00"
 BUSY_TIMEOUT = 30.0
@@ -148,6 +148,9 @@ class SqliteStore(FolderStore):
 
     def _db_error(self, exc: sqlite3.Error, path: Path) -> Refused:
         text = str(exc)
+        if is_disk_full(exc):  # the copy's disk, not prod's file: never say "cannot read" for it
+            return NoSpace(f"store '{self.name}': no space left on the disk for its copy ({text}).",
+                           "Free some space and try again.")
         if "locked" in text or "busy" in text:
             return Refused(f"store '{self.name}': {path} stayed locked for {BUSY_TIMEOUT:.0f} s ({text}).",
                            "Another process holds a long write transaction on it; try again in a moment.")
