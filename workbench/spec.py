@@ -396,9 +396,50 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
     return svc
 
 
+MAX_NESTING = 64
+
+
+def _too_deep(text: str) -> int | None:
+    """The line where flow brackets nest deeper than MAX_NESTING, or None. ruamel.yaml recurses
+    once per level (and slowly: 2,000 levels take seconds before it fails)."""
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return None
+    depth, line = 0, 1
+    for ch in text:
+        if ch == "\n":
+            line += 1
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return line
+        elif ch in "]}":
+            depth = max(0, depth - 1)
+    return None
+
+
+def _check_store_path(loc: _Loc, node: Any, spec: Spec, st: StoreSpec) -> None:
+    """prod's data never lives in repro-tui's own folder, and a folder store never holds it:
+    its copy would be copied into itself, without end."""
+    try:
+        path = spec.store_path(st).resolve()
+        repro = (spec.root / ".repro").resolve()
+    except (OSError, RuntimeError, ValueError):
+        return
+    if path == repro or repro in path.parents or (st.type == "files" and path in repro.parents):
+        where = "inside" if repro in path.parents else "or holds"
+        raise _bad(loc.of_value(node, "path"),
+                   f"store '{st.name}': {st.path!r} is {where} repro-tui's own folder .repro/, where clones "
+                   "keep their copies.",
+                   "Point 'path' at prod's data: a database file or a folder of the application.")
+
+
 def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
     loc = _Loc(file)
     yaml = YAML()
+    deep = _too_deep(text)
+    if deep is not None:
+        raise InvalidInput(f"{file}:{deep}: brackets nest more than {MAX_NESTING} levels deep.",
+                           "A repro.yaml needs a few levels at most: check the brackets there.")
     try:
         data = yaml.load(text)
     except MarkedYAMLError as exc:
@@ -417,6 +458,9 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         ) from None
     except YAMLError as exc:
         raise InvalidInput(f"{file}: this is not valid YAML: {exc}.") from None
+    except RecursionError:
+        raise InvalidInput(f"{file}: the file nests too deeply to be read.",
+                           "A repro.yaml needs a few levels at most: check the indentation.") from None
     if data is None:
         raise InvalidInput(f"{file}:1:1: the file is empty.", "Start from the example in README (section repro.yaml).")
     if not isinstance(data, dict):
@@ -468,6 +512,7 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
             if "path" not in node:
                 raise _bad(where, f"store '{name}' needs a 'path' (relative to the workspace root, or absolute).")
             st.path = _str(loc, node, "path", "a path")
+            _check_store_path(loc, node, spec, st)
         else:
             if spec.backend != "docker":
                 raise _bad(where, f"store '{name}': postgres stores need 'backend: docker'.")
