@@ -43,6 +43,17 @@ def _common(json_default: Any) -> Parser:
     return p
 
 
+def _count(text: str) -> int:
+    """A number of lines or entries: 1 or more (a negative one read the log backwards)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {n}")
+    return n
+
+
 def build_parser() -> Parser:
     common = _common(argparse.SUPPRESS)
     parser = Parser(
@@ -96,12 +107,12 @@ def build_parser() -> Parser:
     p.add_argument("env")
     p.add_argument("service", nargs="?")
     p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("-n", "--lines", type=int, default=100)
+    p.add_argument("-n", "--lines", type=_count, default=100)
     p = cmd("shell", "a shell in a clone's worktree with its environment exported")
     p.add_argument("env")
     p = cmd("log", "the journal of operations")
     p.add_argument("env", nargs="?")
-    p.add_argument("-n", "--limit", type=int, default=30)
+    p.add_argument("-n", "--limit", type=_count, default=30)
     p = cmd("diff", "what differs between two environments (or ENV@SNAPSHOT)")
     p.add_argument("a")
     p.add_argument("b")
