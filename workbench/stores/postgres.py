@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import BackendError, InvalidInput, NotFound, Refused
+from workbench.names import FORKED
 from workbench.scrub import name_part, scrub_value, workspace_key
 from workbench.spec import ScrubRule, Spec, StoreSpec
 from workbench.stores.base import Progress, Store
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
 
 PATH_PRELUDE = 'for d in /usr/lib/postgresql/*/bin; do PATH="$d:$PATH"; done; export PATH; '
 SNAP_PREFIX = "snap-"
+NOT_OWNER = 3          # exit code of a private server whose data files another uid owns
 READY = "ready"
 UNDO = "undo"
 SWAP = "swap"
@@ -399,37 +401,71 @@ class PostgresStore(Store):
             yield srv
 
     @contextmanager
-    def private_server(self, env: str) -> Iterator[PgServer]:
-        """A server on the clone's volume with no network, stopped cleanly at the end."""
+    def private_server(self, env: str, fresh_copy: bool = False, reset_wal: bool = False) -> Iterator[PgServer]:
+        """A server on the clone's volume with no network, stopped cleanly at the end.
+
+        ``fresh_copy``: the data directory was just copied from a running server; its pid
+        and log files are removed first. ``reset_wal``: after the clean stop, ``pg_resetwal``
+        leaves no WAL segment of the server's life (they hold full-page images of rows as
+        they were before the scrub). Both run in the server's own container."""
         st, mount = self.backend.pg_data(env, self.service)
         vol = self.backend.volume_name(env, self.service, mount.target)
-        engine = self.backend.engine
-        script = PATH_PRELUDE + "exec postgres -D \"$PGDATA\" -c listen_addresses='' -c wal_recycle=off"
+        for attempt in (1, 2):
+            c = self._private_container(env, st.image, st.pgdata(), vol, mount.target, fresh_copy, reset_wal)
+            try:
+                srv = PgServer(self.backend, c, self.user, self._password(env))
+                try:
+                    self._wait_ready(srv)
+                except BackendError:
+                    c.reload()
+                    if attempt == 1 and (c.attrs.get("State") or {}).get("ExitCode") == NOT_OWNER:
+                        self._fix_owner(env, st.image, vol, mount.target, st.pgdata())
+                        continue
+                    raise
+                try:
+                    yield srv
+                finally:
+                    srv.close()
+                self._stop_private(env, c)
+                return
+            finally:
+                self.backend.engine.remove_container(c)
+
+    def _private_container(self, env: str, image: str, pgdata: str, vol: str, target: str, fresh_copy: bool,
+                           reset_wal: bool) -> Any:
         from workbench.backends.docker_engine import engine_call
 
+        engine = self.backend.engine
+        script = [PATH_PRELUDE + 'cd "$PGDATA" || exit 1']
+        if fresh_copy:
+            script.append(f'[ -O . ] && [ -O PG_VERSION ] || exit {NOT_OWNER}; rm -rf log pg_log postmaster.pid '
+                          'postmaster.opts standby.signal recovery.signal; chmod 700 .')
+        # postgres runs as a child so that something can follow its stop; INT/TERM reach it as
+        # a fast shutdown (a clean one, with a final checkpoint)
+        script.append("postgres -D \"$PGDATA\" -c listen_addresses='' -c wal_recycle=off & pid=$!; "
+                      "trap 'kill -INT $pid' INT TERM; wait $pid; rc=$?; "
+                      "if kill -0 $pid 2>/dev/null; then wait $pid; rc=$?; fi; [ $rc = 0 ] || exit $rc")
+        if reset_wal:
+            script.append('pg_resetwal -D "$PGDATA" >/dev/null || exit 1; '
+                          'rm -f "$PGDATA"/pg_wal/archive_status/* "$PGDATA"/backup_manifest')
         with engine_call(f"starting a private server for {env}'s {self.name}"):
             c = engine.client.containers.create(
-                st.image, entrypoint=["sh", "-c", script], command=[], user="postgres",
-                environment={"PGDATA": st.pgdata()}, volumes={vol: {"bind": mount.target, "mode": "rw"}},
+                image, entrypoint=["sh", "-c", "; ".join(script)], command=[], user="postgres",
+                environment={"PGDATA": pgdata}, volumes={vol: {"bind": target, "mode": "rw"}},
                 labels=engine.labels(env, self.service, "helper"), network_mode="none",
                 name=engine.name(env, self.service, "pg", uuid.uuid4().hex[:6]), detach=True)
-        try:
-            with engine_call(f"starting a private server for {env}'s {self.name}"):
-                c.start()
-            srv = PgServer(self.backend, c, self.user, self._password(env))
-            self._wait_ready(srv)
-            try:
-                yield srv
-            finally:
-                srv.close()
-            with engine_call("stopping the private server"):
-                c.kill(signal="SIGINT")  # fast shutdown: a clean one, with a final checkpoint
-                result = c.wait(timeout=120)
-            if result.get("StatusCode", 1) != 0:
-                raise BackendError(f"the private server of {env}'s {self.name} did not stop cleanly:\n"
-                                   + c.logs(tail=5).decode("utf-8", "replace"))
-        finally:
-            engine.remove_container(c)
+            c.start()
+        return c
+
+    def _stop_private(self, env: str, c: Any) -> None:
+        from workbench.backends.docker_engine import engine_call
+
+        with engine_call("stopping the private server"):
+            c.kill(signal="SIGINT")
+            result = c.wait(timeout=300)
+        if result.get("StatusCode", 1) != 0:
+            raise BackendError(f"the private server of {env}'s {self.name} did not stop cleanly:\n"
+                               + c.logs(tail=5).decode("utf-8", "replace"))
 
     def _wait_ready(self, srv: PgServer, timeout: float = 60) -> None:
         from workbench.backends.docker_engine import wait_until
@@ -502,7 +538,9 @@ class PostgresStore(Store):
                 restore_from = src
         else:
             self._copy_clone(source, dest, st.image, vol, rel, mount.target, say)
-        with self.private_server(dest) as srv:
+        # one private server for all that follows: the copy made fit to run, restored, scrubbed,
+        # its 'forked' snapshot taken; after its clean stop, new WAL when it held original values
+        with self.private_server(dest, fresh_copy=True, reset_wal=source is None and bool(rules)) as srv:
             if restore_from is not None:
                 self._dump_restore(restore_from, srv, say)
             if source is None:
@@ -511,14 +549,14 @@ class PostgresStore(Store):
                     self.scrub(srv, rules)
             else:
                 self._keep_only(srv, source_snapshot)
-        if source is None and rules:
-            self._reset_wal(dest, st.image, vol, mount.target, st.pgdata())
-        self._set_state(dest, ready=None, undo=False)
+            self._copy_db(srv, self.db, self.snap_db(FORKED))
+        self._set_state(dest, ready=None, undo=False, snapshot_made=FORKED)
 
     def _base_backup(self, src: PgServer, dest: str, image: str, vol: str, rel: str, target: str) -> bool:
         engine = self.backend.engine
         path = f"/vol/{rel}".rstrip("/")
-        engine.helper(dest, image, f"set -e; mkdir -p {path}; find {path} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
+        engine.helper(dest, image, f"set -e; mkdir -p {path}; find {path} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; "
+                      f"chown postgres:postgres {path} 2>/dev/null || true; chmod 700 {path}",
                       {vol: {"bind": "/vol", "mode": "rw"}}, "preparing the volume", self.service)
         from workbench.backends.docker_engine import engine_call
 
@@ -553,12 +591,15 @@ class PostgresStore(Store):
         if code != 0:
             self._base_backup_error = _last_error(err.decode("utf-8", "replace"))
             return False
-        engine.helper(dest, image,
-                      f"set -e; cd {path}; rm -rf log pg_log postmaster.pid postmaster.opts standby.signal "
-                      f"recovery.signal; owner=$(stat -c %u:%g PG_VERSION 2>/dev/null || echo postgres:postgres); "
-                      f"chown -R postgres:postgres . 2>/dev/null || chown -R $owner .; chmod 700 .",
-                      {vol: {"bind": "/vol", "mode": "rw"}}, "fixing the copy's owner", self.service)
-        return True
+        return True   # the private server that runs on it next removes prod's pid and log files
+
+    def _fix_owner(self, env: str, image: str, vol: str, target: str, pgdata: str) -> None:
+        """A copy whose files the image's postgres user does not own (another uid in prod's
+        image): chown them, as root, in a helper."""
+        self.backend.engine.helper(
+            env, image, f'set -e; cd "{pgdata}"; owner=$(stat -c %u:%g PG_VERSION 2>/dev/null || '
+            f'echo postgres:postgres); chown -R postgres:postgres . 2>/dev/null || chown -R $owner .; chmod 700 .',
+            {vol: {"bind": target, "mode": "rw"}}, "fixing the copy's owner", self.service)
 
     # --- the fallback: pg_dump | pg_restore ---------------------------------------------------
     def _new_cluster(self, src: PgServer, dest: str, image: str, vol: str, target: str, pgdata: str) -> None:
@@ -700,17 +741,11 @@ class PostgresStore(Store):
                              f"WHERE a.attrelid = {ql(qi(schema) + '.' + qi(table))}::regclass "
                              f"AND a.attname = {ql(col)}", self.db))
 
-    def _reset_wal(self, env: str, image: str, vol: str, target: str, pgdata: str) -> None:
-        """After a clean shutdown: new WAL, none of the old segments (they hold full-page
-        images of rows as they were before the scrub)."""
-        self.backend.engine.helper(
-            env, image, PATH_PRELUDE + f'set -e; pg_resetwal -D "{pgdata}" >/dev/null; '
-            f'rm -f "{pgdata}"/pg_wal/archive_status/* "{pgdata}"/backup_manifest',
-            {vol: {"bind": target, "mode": "rw"}}, "removing the WAL that held original values", self.service,
-            user="postgres")
-
     # --- snapshots ------------------------------------------------------------------------------
     def snapshot(self, env: str, snapshot: str) -> None:
+        if self._state(env).get("snapshot_made") == snapshot:   # taken by fork, in its private server
+            self._set_state(env, snapshot_made=None)
+            return
         snap = self.snap_db(snapshot)
         with self.server(env) as srv:
             self._copy_db(srv, self.db, snap)
