@@ -24,6 +24,7 @@ import tarfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -744,7 +745,7 @@ class DockerBackend(Backend):
         for c in running:
             if progress:
                 progress(f"stopping {c.labels.get(LABEL_SERVICE)}")
-        _in_parallel([lambda c=c: self.stop_container(c) for c in running])
+        _in_parallel([partial(self.stop_container, c) for c in running])
 
     def service_names(self, ctx: EnvContext) -> list[str]:
         """Listed services, then the ones adopted from the compose project."""

@@ -99,9 +99,11 @@ def _services(ws: Any, left: Side, right: Side, shower: Any, limit: int | None,
         from workbench.diff import containers
         if containers.describes(ws):
             describe = partial(containers.describe_side, ws)
-    described = (describe(left), describe(right)) if callable(describe) else None
-    if described is not None and None in described:  # a snapshot has no containers
-        described = None
+    described = None
+    if callable(describe):
+        a, b = describe(left), describe(right)
+        if a is not None and b is not None:  # a snapshot has no containers
+            described = (a, b)
     d = ServicesDiff(left, right, shower, limit, described=described)
     try:
         yield from d.changes()
