@@ -114,12 +114,22 @@ class SecretPolicy:
         return shown
 
     def redact_text(self, text: str, values: Iterable[str]) -> str:
-        """Replace every occurrence of known secret values in free text (logs, errors)."""
+        """Replace every occurrence of known secret values in free text (logs, errors), every
+        value assigned to a secret name (``DB_PASSWORD=...``, ``"token": "..."``: a log may hold
+        values that are no longer declared anywhere) and every password in a URL."""
         for v in sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True):
             text = text.replace(v, self.tag(v))
+        text = _ASSIGNMENT.sub(self._assignment, text)
         return _URL_PASSWORD_ANYWHERE.sub(lambda m: f"{m['scheme']}{m['user']}:{self.tag(m['pw'])}@", text)
 
+    def _assignment(self, m: re.Match[str]) -> str:
+        if m["value"].startswith(MASK_PREFIX) or not self.is_secret_key(m["key"]):
+            return m.group(0)
+        return f"{m['key']}{m['sep']}{self.tag(m['value'])}"
 
+
+_ASSIGNMENT = re.compile(r"""(?P<key>\b[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>["']?[ \t]*[=:][ \t]*["']?)"""
+                         r"""(?P<value>[^\s"',;&]+)""")
 _URL_PASSWORD_ANYWHERE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
 
