@@ -228,12 +228,18 @@ class LocalBackend(Backend):
                 text = f.read().decode("utf-8", "replace")
         except OSError:
             return "  (no log)"
-        policy = SecretPolicy(self.spec.secrets, self.spec.not_secrets)
-        values = []
-        for svc in ctx.services.values():
-            values += secret_values(self.service_env(ctx, svc), policy)
+        policy, values = self._log_secrets(ctx)
         text = policy.redact_text(text, values)
         return "\n".join("  " + line for line in text.splitlines()[-lines:])
+
+    def _log_secrets(self, ctx: EnvContext) -> tuple[SecretPolicy, list[str]]:
+        """The secret values a log may hold: those of the services as they are now, and those of
+        the workspace's own definitions (a clone's log keeps what it ran with before a change)."""
+        policy = SecretPolicy(self.spec.secrets, self.spec.not_secrets)
+        values: list[str] = []
+        for svc in [*ctx.services.values(), *self.spec.services.values()]:
+            values += secret_values(self.service_env(ctx, svc), policy)
+        return policy, values
 
     def _stop_one(self, ctx: EnvContext, name: str) -> None:
         pid = self._running_pid(ctx, name)
@@ -279,10 +285,7 @@ class LocalBackend(Backend):
 
     def logs(self, ctx: EnvContext, service: str, follow: bool = False, lines: int = 200) -> Iterator[str]:
         path = self.log_file(ctx, service)
-        policy = SecretPolicy(self.spec.secrets, self.spec.not_secrets)
-        values = []
-        for svc in ctx.services.values():
-            values += secret_values(self.service_env(ctx, svc), policy)
+        policy, values = self._log_secrets(ctx)
         if not path.exists():
             return
         with open(path, "rb") as f:
