@@ -418,8 +418,8 @@ def run(args: argparse.Namespace, parser: Parser) -> int:
                 out.flush()
     elif command == "shell":
         env = ws.shell_env(args.env)
-        if args.json:
-            _emit(args, env, lambda: None)
+        if args.json:  # shown, so masked: only the shell itself gets the secret values
+            _emit(args, ws.secrets.mask_tree(env), lambda: None)
             return 0
         shell = os.environ.get("SHELL", "/bin/sh")
         sys.stderr.write(f"a shell in {args.env} ({env['REPRO_WORKTREE']}); exit to leave\n")
