@@ -220,7 +220,8 @@ class Workspace:
             try:
                 yield operation
             except BaseException as exc:
-                message = self._redact(str(exc) if isinstance(exc, ReproError) else f"{type(exc).__name__}: {exc}")
+                message = self._redact(str(exc) if isinstance(exc, ReproError) else f"{type(exc).__name__}: {exc}",
+                                       env)
                 if isinstance(exc, KeyboardInterrupt):
                     message = "interrupted"
                 outcome = self._roll_back(op, operation.args)
@@ -316,14 +317,25 @@ class Workspace:
             self._lock.release()
         return before
 
-    def _redact(self, text: str) -> str:
+    def _redact(self, text: str, env: str | None = None) -> str:
+        """Mask every known secret value in ``text``: the workspace's, and those of the clone
+        ``env``'s own repro.yaml (a changed secret is declared only there)."""
+        return self.secrets.redact_text(text, self._secret_values(env))
+
+    def _secret_values(self, env: str | None) -> list[str]:
         values: list[str] = []
-        for svc in self.spec.services.values():
+        services = list(self.spec.services.values())
+        if env and env != PROD and self.worktree(env).exists():
+            try:
+                services += self._clone_services(env).values()
+            except ReproError:
+                pass
+        for svc in services:
             values += secret_values({**svc.env, **self.spec.override_env}, self.secrets)
         for st in self.spec.stores.values():
             if st.password:
                 values.append(st.password)
-        return self.secrets.redact_text(text, values)
+        return values
 
     # environments -----------------------------------------------------------------------
     def _require_clone(self, env: str, what: str) -> Any:
@@ -745,18 +757,19 @@ class Workspace:
         from workbench.vcs import Worktree
 
         wt = Worktree(self.worktree(env))
-        return wt.changed_files(), self._redact_diff(wt.diff_text())
+        return wt.changed_files(), self._redact_diff(wt.diff_text(), env)
 
-    def _redact_diff(self, text: str) -> str:
+    def _redact_diff(self, text: str, env: str | None = None) -> str:
         import re
 
         pattern = re.compile(r"^([+\- ])(\s*[\"']?)([A-Za-z0-9_.\-]+)([\"']?\s*[:=]\s*)(.+)$")
+        values = self._secret_values(env)
         out = []
         for line in text.splitlines():
             m = pattern.match(line)
             if m and not line.startswith(("+++", "---")) and self.secrets.is_secret_key(m.group(3)):
                 line = f"{m.group(1)}{m.group(2)}{m.group(3)}{m.group(4)}{self.secrets.tag(m.group(5).strip())}"
-            out.append(self._redact(line))
+            out.append(self.secrets.redact_text(line, values))
         return "\n".join(out)
 
     def promote(self, env: str, message: str, merge: bool = False, progress: Progress | None = None) -> PromoteResult:
@@ -791,7 +804,7 @@ class Workspace:
             raise Refused(f"refusing to commit data files: {', '.join(bad[:5])}.",
                           "Data never goes into git: move them out of the worktree or git-ignore them.")
         snap = row["last_reset"] or (self.state.snapshots(env)[-1].name if self.state.snapshots(env) else FORKED)
-        text = self._redact(message.strip())
+        text = self._redact(message.strip(), env)
         full = (f"{text}\n\nRepro-Environment: {env}\nRepro-Forked-From: {row['forked_commit']}\n"
                 f"Repro-Snapshot: {env}@{snap}\n")
         with self._operation("promote", env, {"env": env, "merge": merge}, progress,
