@@ -122,7 +122,7 @@ def _promoted_or_not(root: Path, inv: Invariants, clones: list[str]) -> None:
     wt = root / ".repro" / "envs" / "keep"
     changed = git(wt, "status", "--porcelain")
     ahead = git(root, "rev-list", "--count", "main..repro/keep")
-    assert (changed, ahead) in ((" M config/app.yaml", "0"), ("", "1")), (changed, ahead)
+    assert (changed, ahead) in (("M config/app.yaml", "0"), ("", "1")), (changed, ahead)
 
 
 def _snapshot_deleted(root: Path, inv: Invariants, clones: list[str]) -> None:
