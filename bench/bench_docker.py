@@ -110,7 +110,10 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--gb", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", action="append", choices=("fork", "reset", "diff"),
+                    help="time only these (repeatable; a clone is forked in any case)")
     opts = ap.parse_args()
+    only = set(opts.only or ("fork", "reset", "diff"))
     os.environ.pop("REPRO_READY", None)   # ready copies made in the background, as users get them
     from workbench.pgdiff import Side, diff_databases
     from workbench.workspace import Workspace
@@ -125,40 +128,44 @@ def main() -> int:
         make_workspace(tag, tmp / "ws")
         ws = Workspace(tmp / "ws")
         fork_times = []
-        for i in range(opts.runs):
+        for i in range(opts.runs if "fork" in only else 1):
             t0 = time.perf_counter()
             ws.fork("prod", f"f{i}")
             fork_times.append(time.perf_counter() - t0)
             ws.make_ready(f"f{i}", "forked")  # waits for the background copy: nothing runs beside the next timing
-            if i < opts.runs - 1:
+            if i < len(range(opts.runs if "fork" in only else 1)) - 1:
                 ws.destroy(f"f{i}", force=True)
-        clone = f"f{opts.runs - 1}"
-        dump_times = bench_dump_restore(prod, opts.runs)
+        clone = f"f{len(fork_times) - 1}"
+        dump_times = bench_dump_restore(prod, opts.runs) if "fork" in only else []
 
         store = ws.stores["db"]
         ws.make_ready(clone, "forked")
         reset_times, swap_times = [], []
-        for _ in range(opts.runs):
+        for _ in range(opts.runs if "reset" in only else 0):
+            ws.make_ready(clone, "forked")  # the background copy of the last reset is done, as a user would find it
             t0 = time.perf_counter()
             ws.reset(clone, "forked")
             reset_times.append(time.perf_counter() - t0)
             swap_times.append(store.last_swap_seconds)
+            entry = next(e for e in ws.journal(clone, 10) if e.op == "reset")
+            print(f"reset: {reset_times[-1]:.2f} s; steps: "
+                  + ", ".join(f"{s['step']} {s['seconds']:.2f} s" for s in entry.steps), file=sys.stderr)
 
         srv, db = store.endpoint(clone)
         psql(srv.name, "UPDATE accounts SET balance = balance + 1 WHERE id % 10000 = 7")  # 100 rows
         prod_side, clone_side = Side(*store.endpoint("prod")), Side(srv, db)
         diff_times = []
-        for _ in range(opts.runs):
+        for _ in range(opts.runs if "diff" in only else 0):
             t0 = time.perf_counter()
             changes, _ = diff_databases("db", prod_side, clone_side, tables=lambda t: t == "accounts")
             diff_times.append(time.perf_counter() - t0)
-        assert len(changes) == 100, len(changes)
+            assert len(changes) == 100, len(changes)
 
         reladiff = shutil.which("reladiff") or str(Path(sys.executable).parent / "reladiff")
         prod_port = sh(f"docker port {prod} 5432/tcp").splitlines()[0].rsplit(":", 1)[1]
         clone_port = ws.context(clone).ports["db"]
         rd_times = []
-        rd_ok = os.path.exists(reladiff)
+        rd_ok = os.path.exists(reladiff) and "diff" in only
         for _ in range(opts.runs if rd_ok else 0):
             t0 = time.perf_counter()
             out = subprocess.run([reladiff, f"postgresql://postgres@127.0.0.1:{prod_port}/bench", "accounts",
@@ -170,16 +177,20 @@ def main() -> int:
 
         print(f"\n| operation ({size / 1e9:.2f} GB, median of {opts.runs}) | repro-tui | usual way | ratio |")
         print("| --- | --- | --- | --- |")
-        f, d = median(fork_times), median(dump_times)
-        print(f"| fork (copy + start the clone) | {f:.1f} s | {d:.1f} s (pg_dump -Fc \\| pg_restore) | {d / f:.1f}x |")
-        print(f"| reset, end to end | {median(reset_times):.2f} s | | |")
-        print(f"| reset, the swap (renames) | {median(swap_times) * 1000:.0f} ms | | |")
-        m = median(diff_times)
-        if rd_times:
-            r = median(rd_times)
-            print(f"| data diff, 1M rows, 100 changed | {m:.2f} s | {r:.2f} s (reladiff) | {r / m:.1f}x |")
-        else:
-            print(f"| data diff, 1M rows, 100 changed | {m:.2f} s | reladiff not installed | |")
+        if dump_times:
+            f, d = median(fork_times), median(dump_times)
+            print(f"| fork (copy + start the clone) | {f:.1f} s | {d:.1f} s (pg_dump -Fc \\| pg_restore) "
+                  f"| {d / f:.1f}x |")
+        if reset_times:
+            print(f"| reset, end to end | {median(reset_times):.2f} s | | |")
+            print(f"| reset, the swap (renames) | {median(swap_times) * 1000:.0f} ms | | |")
+        if diff_times:
+            m = median(diff_times)
+            if rd_times:
+                r = median(rd_times)
+                print(f"| data diff, 1M rows, 100 changed | {m:.2f} s | {r:.2f} s (reladiff) | {r / m:.1f}x |")
+            else:
+                print(f"| data diff, 1M rows, 100 changed | {m:.2f} s | reladiff not installed | |")
     finally:
         if ws is not None:
             for env in [e.name for e in ws.list_envs() if e.kind == "clone"]:

@@ -54,7 +54,8 @@ def prod(docker_client):
                                           volumes={dbvol.name: {"bind": "/var/lib/postgresql/data", "mode": "rw"}})
         made.append(db)
         app = docker_client.containers.run(
-            BUSYBOX_IMAGE, ["sh", "-c", "[ -f /files/state ] || echo prod > /files/state; exec httpd -f -p 8080 -h /files"],
+            BUSYBOX_IMAGE, ["sh", "-c", "[ -f /files/state ] || echo prod > /files/state; "
+                                        "exec httpd -f -p 8080 -h /files"],
             name=f"{tag}_app_1", detach=True, init=True, labels=_labels(tag, "app"),
             volumes={appvol.name: {"bind": "/files", "mode": "rw"}})
         made.append(app)
