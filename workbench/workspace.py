@@ -118,6 +118,8 @@ class Workspace:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.spec: Spec = load_spec(self.root)
+        self._spec_bytes = _read_bytes(self.root / SPEC_FILE)
+        self._clone_specs: dict[str, tuple[bytes, dict]] = {}  # env -> (its repro.yaml, its services)
         self.repro_dir = self.root / REPRO_DIR
         self.repro_dir.mkdir(exist_ok=True)
         self._exclude_repro()
@@ -371,10 +373,21 @@ class Workspace:
         path = self.worktree(env) / SPEC_FILE
         if not path.exists():
             return self.spec.services
+        raw = _read_bytes(path)
+        # parsing YAML costs ~5 ms: a clone whose repro.yaml is prod's (the usual case) is not
+        # parsed again, nor one that has not changed since (the screen lists every second)
+        if raw is not None and raw == self._spec_bytes:
+            return self.spec.services
+        cached = self._clone_specs.get(env)
+        if raw is not None and cached and cached[0] == raw:
+            return cached[1]
         try:
-            return load_spec(self.worktree(env), path).services
+            services = load_spec(self.worktree(env), path).services
         except InvalidInput as exc:
             raise InvalidInput(f"the clone's {exc.message}", "Fix the repro.yaml in the clone's worktree.") from None
+        if raw is not None:
+            self._clone_specs[env] = (raw, services)
+        return services
 
     def list_envs(self) -> list[EnvInfo]:
         out = [self._info(PROD, None, detail=False)]
@@ -1030,6 +1043,13 @@ class Workspace:
         from workbench.diff.watch import watch
 
         return watch(self, a, b, callback, stop_event, **options)
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 @contextmanager
