@@ -4,6 +4,7 @@ that does not answer."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, run_cli
-from tests.conftest_docker import BUSYBOX_IMAGE
+from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE
 
 pytestmark = pytest.mark.docker
 
@@ -138,3 +139,54 @@ def test_unreachable_engine_is_a_clear_error(tmp_path):
     assert r.returncode == 1, r.stderr
     assert "Traceback" not in r.stderr
     assert "tcp://127.0.0.1:9" in r.stderr and "docker info" in r.stderr, r.stderr
+
+
+def test_streams_into_containers_through_an_ssh_engine(ssh_engine, docker_client, docker_tag):
+    """What PostgreSQL stores stream through the engine: a psql session kept open (stdin
+    attached, one round trip a statement), and a command's stdin fed from a stream (the
+    pg_dump | pg_restore fallback), both over the SDK's ssh transport."""
+    from workbench.backends.docker_engine import Engine
+    from workbench.errors import BackendError
+    from workbench.stores.postgres import PgServer
+
+    pg = docker_client.containers.run(PG_IMAGE, name=f"{docker_tag}_pg", detach=True)
+    engine = Engine("ssh-test")
+    try:
+        assert engine.client.api.base_url.startswith("http+docker://ssh")
+
+        class Backend:   # what a PgServer asks of its backend: the engine
+            pass
+
+        backend = Backend()
+        backend.engine = engine  # type: ignore[attr-defined]
+        srv = PgServer(backend, engine.client.containers.get(pg.id), "postgres")  # type: ignore[arg-type]
+        for _ in range(200):
+            if srv._exec(["pg_isready", "-q", "-h", "/var/run/postgresql"], "")[0] == 0:
+                break
+            time.sleep(0.05)
+        for _ in range(50):   # the entry point's first start may still be under way
+            try:
+                srv.psql("SELECT 1")
+                break
+            except Exception:  # noqa: BLE001
+                time.sleep(0.1)
+        t0 = time.perf_counter()
+        rows = [srv.value(f"SELECT {i} + 1 AS v") for i in range(20)]
+        per_statement = (time.perf_counter() - t0) / 20
+        assert rows == list(range(1, 21))
+        assert per_statement < 0.05, per_statement      # a round trip, not an exec
+        assert srv.query("SELECT 'it''s' AS a, NULL AS b") == [{"a": "it's", "b": None}]
+        with pytest.raises(BackendError, match="does not exist"):
+            srv.psql("SELECT * FROM no_such_table")
+        assert srv.value("SELECT 2 AS v") == 2          # a new session after the failed one
+        srv.close()
+
+        data = [bytes([65 + i % 26]) * 65536 for i in range(40)]   # 2.5 MB in chunks
+        code, out = engine.exec_stdin(pg, ["sh", "-c", "cat > /tmp/s; wc -c < /tmp/s; md5sum < /tmp/s"], iter(data),
+                                      what="a stream")
+        assert code == 0, out
+        assert out.split()[0] == str(sum(map(len, data))).encode()
+        assert hashlib.md5(b"".join(data)).hexdigest().encode() in out
+    finally:
+        engine.close()
+        pg.remove(force=True)
