@@ -116,7 +116,7 @@ def docker_cleanup(docker_client) -> Iterator[list[Any]]:
         try:
             if hasattr(obj, "remove"):
                 if obj.__class__.__name__ == "Container":
-                    obj.remove(force=True, v=False)
+                    obj.remove(force=True, v=True)
                 else:
                     obj.remove()
         except Exception:  # noqa: BLE001 - best effort, the object may be gone already

@@ -74,7 +74,7 @@ def prod(docker_client):
     finally:
         for obj in reversed(made):
             try:
-                obj.remove(force=True) if obj.__class__.__name__ == "Container" else obj.remove()
+                obj.remove(force=True, v=True) if obj.__class__.__name__ == "Container" else obj.remove()
             except Exception:  # noqa: BLE001
                 pass
 
@@ -107,7 +107,7 @@ def workspace(tmp_path, prod):
             ws.destroy(env, force=True)
         leftovers = ws.backend.engine.containers() + ws.backend.engine.volumes() + ws.backend.engine.networks()
         for obj in leftovers:  # a failed test leaves nothing on the engine either
-            obj.remove(force=True) if obj.__class__.__name__ == "Container" else obj.remove()
+            obj.remove(force=True, v=True) if obj.__class__.__name__ == "Container" else obj.remove()
     finally:
         ws.close()
 

@@ -189,4 +189,4 @@ def test_streams_into_containers_through_an_ssh_engine(ssh_engine, docker_client
         assert hashlib.md5(b"".join(data)).hexdigest().encode() in out
     finally:
         engine.close()
-        pg.remove(force=True)
+        pg.remove(force=True, v=True)

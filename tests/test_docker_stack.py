@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import tarfile
 import textwrap
 import time
@@ -104,7 +105,7 @@ def prod_stack(docker_client, tmp_path_factory):
     yield {"tag": tag, "root": root, "db": db, "app": app}
     for obj in reversed(made):
         try:
-            obj.remove(force=True) if obj.__class__.__name__ == "Container" else obj.remove()
+            obj.remove(force=True, v=True) if obj.__class__.__name__ == "Container" else obj.remove()
         except Exception:  # noqa: BLE001
             pass
 
@@ -133,6 +134,7 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
     originals = [v for v in originals if len(v) >= 6]
     assert len(originals) > 100
 
+    volumes_before = {v.name for v in docker_client.volumes.list()}
     ws = Workspace(root)
     try:
         t0 = time.perf_counter()
@@ -259,6 +261,10 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
         left += docker_client.volumes.list(filters={"label": f"repro.workspace={ws.id}"})
         left += docker_client.networks.list(filters={"label": f"repro.workspace={ws.id}"})
         assert left == []
+        # nor anonymous volumes (the PostgreSQL image declares one, which every helper of it gets)
+        anonymous = [v.name for v in docker_client.volumes.list() if v.name not in volumes_before
+                     and re.fullmatch(r"[0-9a-f]{64}", v.name)]
+        assert anonymous == []
     finally:
         for env in [e.name for e in ws.list_envs() if e.kind == "clone"]:
             ws.destroy(env, force=True)

@@ -413,7 +413,7 @@ class DockerBackend(Backend):
             try:
                 self.engine.put_archive(c, "/to", tar_bytes, f"uploading files into {vol}")
             finally:
-                c.remove(force=True)
+                c.remove(force=True, v=True)
 
     def _order(self, settings: dict[str, Settings]) -> list[str]:
         """Dependencies first; databases of stores before the services that use them."""

@@ -209,7 +209,7 @@ class Engine:
     def remove_container(self, container: Any) -> None:
         with engine_call(f"removing the container {container.name}"):
             try:
-                container.remove(force=True, v=False)
+                container.remove(force=True, v=True)   # its anonymous volumes too, never named ones
             except docker.errors.NotFound:
                 pass
 
@@ -229,7 +229,7 @@ class Engine:
                 out = c.logs(stdout=True, stderr=True).decode("utf-8", "replace")
             finally:
                 try:
-                    c.remove(force=True)
+                    c.remove(force=True, v=True)
                 except ENGINE_ERRORS:
                     pass
         if result.get("StatusCode", 1) != 0:
