@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +24,20 @@ from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import ServiceSpec
 
 STOP_GRACE = 5.0
+# Runs the service once repro-tui has recorded it (one byte on the pipe), or never (end of file).
+_GATE = """\
+import os, sys
+fd = int(sys.argv[1])
+go = os.read(fd, 1)
+os.close(fd)
+if not go:
+    sys.exit(0)
+try:
+    os.execvp(sys.argv[2], sys.argv[2:])
+except OSError as exc:
+    print(f"cannot start {sys.argv[2]}: {exc.strerror}", file=sys.stderr)
+    sys.exit(127)
+"""
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -157,16 +172,31 @@ class LocalBackend(Backend):
             log = open(self.log_file(ctx, name), "ab")
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} in {ctx.name}\n".encode())
             log.flush()
+            exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
+            if not exe or not os.access(cwd / exe, os.X_OK):
+                log.close()
+                raise BackendError(f"cannot start {ctx.name}/{name}: no such program: {argv[0]}",
+                                   f"Check 'command' of service '{name}' in repro.yaml.")
+            # the service waits until its pid file is written: if repro-tui is killed in between,
+            # it exits instead of running unrecorded (no stop, destroy or recovery could find it)
+            gate_r, gate_w = os.pipe()
             try:
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+                proc = subprocess.Popen([sys.executable, "-c", _GATE, str(gate_r), *argv], cwd=cwd, env=env,
+                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True, pass_fds=(gate_r,))
             except OSError as exc:
+                os.close(gate_w)
                 raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
                                    f"Check 'command' of service '{name}' in repro.yaml.") from None
             finally:
                 log.close()
-            self._pid_file(ctx, name).write_text(json.dumps(
-                {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
+                os.close(gate_r)
+            try:
+                self._pid_file(ctx, name).write_text(json.dumps(
+                    {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
+                os.write(gate_w, b"1")
+            finally:
+                os.close(gate_w)
             started.append(name)
             self._wait_healthy(ctx, name, svc, proc)
 
