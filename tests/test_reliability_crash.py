@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, git, run_cli
-from tests.test_reliability_checks import Invariants, clone_content, journal_rows, listed
+from tests.test_reliability_checks import Invariants, clone_content, journal_rows, listed, workspace_processes
 
 READERS = (("list",), ("status", "keep"), ("log",), ("snapshots", "keep"), ("diff", "prod", "keep"))
 
@@ -230,6 +230,34 @@ def test_destroy_removes_the_ref_of_a_snapshot_cut_off_before_it_was_recorded(ba
     assert git(shop, "for-each-ref", "refs/repro/") == ""
     base.forget("keep")
     assert base.check() == []
+
+
+def test_a_service_never_runs_unless_it_is_recorded(base, shop):
+    """Found by the random kills: a fork killed between starting a service and writing its
+    pid file left the service running where no stop, destroy or recovery could find it. A
+    service now waits for its pid file; here writing it fails (a link to nowhere is in its
+    place), as if the process had died there: the service must never have run."""
+    from workbench.workspace import Workspace
+
+    (shop / ".repro" / "run" / "b1").mkdir(parents=True)
+    (shop / ".repro" / "run" / "b1" / "web.pid").symlink_to("/nonexistent-folder/web.pid")
+    ws = Workspace(shop)
+    try:
+        with pytest.raises(OSError):
+            ws.fork("prod", "b1")
+    finally:
+        ws.close()
+    assert not [c for c in workspace_processes(shop).values() if "http.server" in c and "keep" not in c
+                and c not in _keep_services(shop)]
+    assert base.check() == ["keep"]
+
+
+def _keep_services(shop: Path) -> list[str]:
+    out = []
+    for pid_file in (shop / ".repro" / "run" / "keep").glob("*.pid"):
+        pid = json.loads(pid_file.read_text())["pid"]
+        out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
+    return out
 
 
 def test_a_fault_point_that_is_never_reached_is_noticed(base, shop):
