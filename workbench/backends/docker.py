@@ -338,7 +338,8 @@ class DockerBackend(Backend):
                 self._upload_binds(ctx, svc, st)
             with engine_call(f"starting {name}"):
                 c.start()
-        self._wait_healthy(ctx, svc, st, c)
+            self._wait_healthy(ctx, svc, st, c)
+        # else it runs already (a database server a reset kept up): no probe on the reset's path
         return c
 
     def _container_config(self, ctx: EnvContext, svc: str, st: Settings, network: str) -> dict[str, Any]:
