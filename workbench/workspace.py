@@ -285,12 +285,32 @@ class Workspace:
             if entry.op == "prepare-ready":
                 if _pid_alive(entry.args.get("pid")):
                     continue
+                self._discard_partial_ready(entry.env)
                 self.state.finish(entry.id, "failed", "the ready copy was cut off; it is made again on the next reset")
                 continue
             outcome = self._roll_back(entry.op, entry.args)
             if outcome.startswith(ROLLBACK_FAILED):
                 continue   # e.g. the Docker engine is unreachable: still pending, tried again by the next writer
+            self._discard_partial_ready(entry.env)
             self.state.finish(entry.id, outcome, f"{entry.op} was cut off; recovered by the next command")
+
+    def _discard_partial_ready(self, env: str | None) -> None:
+        """A ready copy cut off half way (a reset copying its snapshot, or the helper) leaves a
+        half-written folder: remove it, unless a ready copy is being made right now."""
+        if not env or env == PROD or self.state.env(env) is None:
+            return
+        lock = WriterLock(self.repro_dir / "ready" / f"{env}.lock")
+        if not lock.path.parent.exists():
+            return
+        try:
+            lock.acquire("discard a cut-off ready copy", timeout=0)
+        except Refused:
+            return
+        try:
+            for store in self.stores.values():
+                store.discard_partial_ready(env)
+        finally:
+            lock.release()
 
     def try_recover(self) -> list[JournalEntry]:
         """Recover what was cut off if nobody is changing the workspace right now;

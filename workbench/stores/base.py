@@ -113,6 +113,9 @@ class Store(ABC):
         finished a swap that had been cut off between its renames."""
         return False
 
+    def discard_partial_ready(self, env: str) -> None:  # noqa: B027 - most stores have nothing to discard
+        """Remove a ready copy that was cut off half way (the caller holds the ready lock)."""
+
     @abstractmethod
     def size(self, env: str, snapshot: str | None = None) -> int:
         """Bytes used by the live copy, or by one snapshot."""
@@ -276,6 +279,9 @@ class FolderStore(Store):
         _rmtree(final)
         self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
         os.replace(tmp, final)
+
+    def discard_partial_ready(self, env):
+        _rmtree(self.ready_dir(env).with_name(f".tmp-{self.name}"))
 
     def ready_for(self, env):
         marker, folder = self.ready_marker(env), self.ready_dir(env)
