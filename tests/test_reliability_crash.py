@@ -274,6 +274,19 @@ def _popen(root: Path, *args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 
+def _wait_until_it_writes(root: Path, proc: subprocess.Popen) -> None:
+    """Until the process holds the writer lock (its operation has begun), or has ended."""
+    lock = root / ".repro" / "lock"
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if json.loads(lock.read_text() or "{}").get("pid") == proc.pid:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.005)
+
+
 @pytest.mark.slow
 def test_random_kill_9_during_real_runs(base, shop):
     """30 real operations (fork, snapshot, reset, undo, delete, destroy, promote), each killed
@@ -309,7 +322,8 @@ def test_random_kill_9_during_real_runs(base, shop):
             argv = ("promote", env, "-m", f"Iteration {i}")
         print(f"iteration {i}: {' '.join(argv)}")
         proc = _popen(shop, *argv)
-        time.sleep(rnd.uniform(0.05, 0.6))
+        _wait_until_it_writes(shop, proc)
+        time.sleep(rnd.uniform(0, 0.25))  # a random moment of the operation itself
         if proc.poll() is None:
             killed += 1
             if rnd.random() < 0.5:
@@ -329,4 +343,6 @@ def test_random_kill_9_during_real_runs(base, shop):
         inv.record_snapshots()
         clones = inv.check(restore=i % 5 == 4)  # every so often, every snapshot is restored too
         assert "keep" in clones
-    assert killed >= 15, f"only {killed} of 30 runs were cut off: the timing needs a look"
+    recovered = journal_rows(shop, "outcome in ('rolled-back', 'completed-by-recovery')")
+    print(f"{killed} runs killed, {len(recovered)} operations cut off half way and recovered")
+    assert killed >= 10 and len(recovered) >= 8, "too few runs were cut off half way: the timing needs a look"
