@@ -843,6 +843,7 @@ class Workspace:
         with self._operation("promote", env, {"env": env, "merge": merge}, progress,
                              check=lambda: self._require_clone(env, "promote")) as op:
             commit = wt.head()
+            op.note(head_before=commit)
             if changed:
                 with op.step("commit"):
                     commit = wt.commit_all(full)
@@ -859,8 +860,10 @@ class Workspace:
     def _undo_promote(self, args: dict[str, Any]) -> str:
         """A merge into prod's branch is never finished by recovery, only taken back: a merge
         cut off after git made it (but before the promote was recorded) is undone too."""
-        if not args.get("merging"):
-            return "rolled-back"
+        if not args.get("merging"):  # cut off before any merge: a commit on the clone's own branch stays
+            head = self._repo().rev(BRANCH_PREFIX + args.get("env", ""))
+            committed = args.get("head_before") not in (None, head)
+            return "completed-by-recovery" if committed and not args.get("merge") else "rolled-back"
         if (_git_dir(self.root) / "MERGE_HEAD").exists():
             subprocess.run(["git", "merge", "--abort"], cwd=self.root, capture_output=True)
         before, theirs = args.get("prod_before"), args.get("merged_commit")
