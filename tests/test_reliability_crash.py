@@ -55,6 +55,7 @@ class Case:
     expect: Callable[[Path, Invariants, list[str]], None] = lambda root, inv, clones: None
     retry: tuple[str, ...] | None = None   # the same request again must then work
     removes: tuple[str, str | None] | None = None  # the snapshot (or clone) it removes, when finished
+    outcome: str = "rolled-back"           # what the journal says once it is recovered
 
 
 # --- preparations (the bystander clone "keep", with snapshot k1, exists in every case) ---
@@ -143,24 +144,30 @@ CASES = {
     "snapshot": Case("snapshot", ("snapshot", "keep", "k2"), ["snapshot k2"], expect=_snapshot_absent,
                      retry=("snapshot", "keep", "k2")),
     "reset": Case("reset", ("reset", "keep", "k1"), ["services stopped", "data swapped", "services started"],
-                  prepare=_modified_after_k1, expect=_reset_finished),
+                  prepare=_modified_after_k1, expect=_reset_finished,
+                  outcome="completed-by-recovery"),
     "reset-code": Case("reset", ("reset", "keep", "k1", "--code"),
                        ["services stopped", "data swapped", "worktree restored", "services started"],
-                       prepare=_worktree_and_data_change, expect=_reset_code_finished),
+                       prepare=_worktree_and_data_change, expect=_reset_code_finished,
+                       outcome="completed-by-recovery"),
     "undo-reset": Case("undo-reset", ("reset", "keep", "--undo"),
                        ["services stopped", "data swapped", "services started"],
-                       prepare=_reset_then_undo, expect=_undo_whole, retry=("reset", "keep", "--undo")),
+                       prepare=_reset_then_undo, expect=_undo_whole, retry=("reset", "keep", "--undo"),
+                       outcome="completed-by-recovery"),
     "promote": Case("promote", ("promote", "keep", "-m", "Round up"), ["commit"], prepare=_config_change,
-                    expect=_promoted_or_not, retry=("promote", "keep", "-m", "Round up")),
+                    expect=_promoted_or_not, retry=("promote", "keep", "-m", "Round up"),
+                    outcome="completed-by-recovery"),
     "promote-merge": Case("promote", ("promote", "keep", "-m", "Round up", "--merge"),
                           ["commit", "merge into main"], prepare=_config_change, expect=_promoted_or_not,
                           retry=("promote", "keep", "-m", "Round up", "--merge")),
     "delete-snapshot": Case("delete-snapshot", ("snapshot", "keep", "--delete", "k1"),
                             ["snapshot data deleted", "snapshot forgotten"], expect=_snapshot_deleted,
-                            removes=("keep", "k1")),
+                            removes=("keep", "k1"),
+                            outcome="completed-by-recovery"),
     "destroy": Case("destroy", ("destroy", "gone", "--yes"), ["services removed", "data removed", "worktree removed"],
                     prepare=_second_clone, expect=_absent("gone"), retry=("fork", "prod", "gone"),
-                    removes=("gone", None)),
+                    removes=("gone", None),
+                    outcome="completed-by-recovery"),
 }
 POINTS = [(name, step) for name, case in CASES.items() for step in case.steps]
 # Ctrl-C: one step in the middle of the operations whose rollback differs most (it runs in-process)
@@ -198,7 +205,7 @@ def _run_case(root: Path, inv: Invariants, name: str, step: str, sig: str) -> No
     r = run_cli(*reader, cwd=root)
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     mine = journal_rows(root, f"op = '{case.op}'")[0]
-    assert mine["outcome"] in ("rolled-back", "completed-by-recovery"), mine
+    assert mine["outcome"] == case.outcome, mine
     if case.removes:  # recovery finishes a removal: what it removed is no longer expected
         inv.forget(*case.removes)
     clones = inv.check()
