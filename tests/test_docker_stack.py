@@ -180,6 +180,9 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
         report = ws.diff("prod", "b1")
         fresh = ws.diff("prod", "b1", only_unexpected=True)
         assert fresh.changes() == [], [c.as_dict() for c in fresh.changes()]
+        paths = [c.path for c in report.services]
+        assert len(paths) == len(set(paths)), sorted(paths)   # each service compared once
+        assert sorted(g.name for g in report.groups if g.section == "services") == ["app", "db"]
         assert {c.path for c in report.services if c.intent == "override"} >= {
             "services.app.container.env.SMTP_HOST", "services.app.container.ports", "services.app.container.name",
             "services.db.container.networks"}

@@ -67,7 +67,7 @@ class ServicesDiff:
         a, b = effective(self.left), effective(self.right)
         names = list(a) + [n for n in b if n not in a]
         if self.described is not None:  # services adopted from docker compose are only described
-            names += [n for d in self.described for n in d if n not in names]
+            names += [n for n in dict.fromkeys([*self.described[0], *self.described[1]]) if n not in names]
         for name in names:
             g = GroupSummary("services", name)
             self.groups.append(g)
