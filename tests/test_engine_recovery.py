@@ -35,7 +35,8 @@ def _assert_no_trace(shop: Path, name: str) -> None:
     for sub in ("data", "snapshots", "ready", "undo", "run"):
         assert not (shop / ".repro" / sub / name).exists(), sub
     assert f"repro/{name}" not in git(shop, "branch", "--list")
-    assert name not in git(shop, "worktree", "list")
+    worktrees = git(shop, "worktree", "list", "--porcelain").splitlines()
+    assert f"worktree {(shop / '.repro' / 'envs' / name).resolve()}" not in worktrees
     assert git(shop, "for-each-ref", f"refs/repro/{name}") == ""
 
 
