@@ -586,23 +586,3 @@ def load_spec(root: Path, file: Path | None = None) -> Spec:
         line = raw[: exc.start].count(b"\n") + 1
         raise InvalidInput(f"{path.name}:{line}: the file is not UTF-8 text.", "Save it as UTF-8.") from None
     return parse_spec(text, root, file=path.name if file is None else str(path))
-
-
-_CACHE: dict[Path, tuple[tuple[int, int, int], Spec]] = {}
-
-
-def load_spec_cached(root: Path, file: Path | None = None) -> Spec:
-    """``load_spec``, parsed again only when the file changed (inode, size, mtime): the
-    screen and ``list`` read every clone's repro.yaml often, and parsing YAML is slow."""
-    path = file or root / SPEC_FILE
-    try:
-        st = path.stat()
-    except OSError:
-        return load_spec(root, file)
-    key = (st.st_ino, st.st_size, st.st_mtime_ns)
-    hit = _CACHE.get(path)
-    if hit and hit[0] == key:
-        return hit[1]
-    spec = load_spec(root, file)
-    _CACHE[path] = (key, spec)
-    return spec
