@@ -21,6 +21,11 @@ def main(argv: list[str]) -> int:
     except ReproError as exc:
         print(f"ready copy of {env}@{snapshot}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        # a full disk or a folder removed under it: the next reset copies the snapshot itself
+        print(f"ready copy of {env}@{snapshot}: {exc.strerror or exc}; the next reset copies the snapshot "
+              "instead", file=sys.stderr)
+        return 1
     return 0
 
 
