@@ -345,3 +345,66 @@ def test_a_container_killed_during_a_snapshot(workspace, docker_client):
         assert app.exec_run(["ls", "/files"]).output.split() == [b"state"]
     finally:
         ws.close()
+
+
+def test_reset_undo_brings_back_a_volume_and_survives_a_cut(workspace, docker_client):
+    """A reset keeps the volumes it replaces: --undo brings back the app's files with the
+    database, a second undo goes forward again, and an undo cut off half way through its
+    volume copies is finished, with no half-copied volume left."""
+    from workbench.errors import Interrupted
+    from workbench.workspace import Workspace
+
+    def state(ws):
+        app = ws.backend.engine.container(ws.backend.container_name("u2", "app"))
+        files = app.exec_run(["cat", "/files/state"]).output
+        rows = _psql(ws.backend.engine.container(ws.backend.container_name("u2", "db")),
+                     "SELECT count(*) FROM people")
+        return files, rows
+
+    ws = Workspace(workspace)
+    try:
+        ws.fork("prod", "u2")
+        be = ws.backend
+        app = be.engine.container(be.container_name("u2", "app"))
+        assert app.exec_run(["sh", "-c", "echo one > /files/state"]).exit_code == 0
+        ws.snapshot("u2", "one")
+        assert app.exec_run(["sh", "-c", "echo two > /files/state"]).exit_code == 0
+        _psql(be.engine.container(be.container_name("u2", "db")), "INSERT INTO people VALUES (99, 'x@y.test', 'X')")
+        assert state(ws) == (b"two\n", "41")
+
+        ws.reset("u2", "one")
+        assert state(ws) == (b"one\n", "40")
+        ws.undo_reset("u2")
+        assert state(ws) == (b"two\n", "41"), "the undo brings back the volume with the database"
+        ws.undo_reset("u2")
+        assert state(ws) == (b"one\n", "40"), "a second undo goes forward again"
+
+        # Ctrl-C while the undo copies the volumes back (after the first of its three copies)
+        copies = []
+        real_copy = be.engine.copy_volume
+
+        def cut_on_second_copy(*args, **kwargs):
+            copies.append(args[3])
+            if len(copies) == 2:
+                raise KeyboardInterrupt
+            return real_copy(*args, **kwargs)
+
+        be.engine.copy_volume = cut_on_second_copy
+        try:
+            with pytest.raises(Interrupted):
+                ws.undo_reset("u2")
+        finally:
+            be.engine.copy_volume = real_copy
+        assert len(copies) > 2, "the cut-off undo was finished right away, from the stage it had reached"
+        ws.close()
+        ws = Workspace(workspace)
+        ws.recover()
+        entry = next(e for e in ws.journal("u2", 5) if e.op == "undo-reset")
+        assert entry.outcome == "completed-by-recovery"
+        ws.start("u2")
+        assert state(ws) == (b"two\n", "41"), "the cut-off undo was finished, the volume whole"
+        assert ws.backend.engine.volumes("u2", role="undo-swap") == []
+        ws.undo_reset("u2")
+        assert state(ws) == (b"one\n", "40")
+    finally:
+        ws.close()

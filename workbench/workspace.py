@@ -170,7 +170,7 @@ class Workspace:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = make_backend(self.spec, self.id, self.repro_dir)
+            self._backend = make_backend(self.spec, self.id, self.repro_dir, self.secrets)
         return self._backend
 
     @property
@@ -664,6 +664,8 @@ class Workspace:
                     self.backend.stop_for_reset(ctx)
                 used_ready = True
                 with op.step("data swapped"):
+                    self.backend.keep_undo_data(ctx, target.name, op.progress)
+                    op.note(undo_kept=True)
                     for name, store in self.stores.items():
                         used_ready = store.reset(env, target.name, target.id) and used_ready
                         op.note(swapped=[*op.args.get("swapped", []), name])
@@ -695,6 +697,11 @@ class Workspace:
             elif not store.recover(env) and snap is not None:
                 with self._ready_lock(env):
                     store.reset(env, snap.name, snap.id)
+        if snap is not None:
+            ctx = self.context(env)
+            if not args.get("undo_kept"):
+                self.backend.drop_undo_data(ctx)  # cut off while copying: not an undo
+            self.backend.reset_data(ctx, snap.name)  # each volume copy starts by emptying its target
         if args.get("code") and snap is not None:
             tree = self.state.snapshot_tree(env, snap.name)
             if tree:
@@ -711,19 +718,22 @@ class Workspace:
 
     def undo_reset(self, env: str, progress: Progress | None = None) -> None:
         self._require_clone(env, "undoing a reset")
-        if not self.stores or not all(s.has_undo(env) for s in self.stores.values()):
-            raise Refused(f"{env} has no reset to undo.", "A reset keeps the state it replaced; none was made yet.")
         ctx = self.context(env)
+        backend_undo = self.backend.has_undo_data(ctx)
+        if ((not self.stores and backend_undo is None) or not all(s.has_undo(env) for s in self.stores.values())
+                or backend_undo is False):
+            raise Refused(f"{env} has no reset to undo.", "A reset keeps the state it replaced; none was made yet.")
         with self._operation("undo-reset", env, {"env": env}, progress,
                              check=lambda: self._require_clone(env, "undoing a reset")) as op:
             with self._ready_lock(env, progress):
                 was_running = any(s.state == "running" for s in self.backend.status(ctx).values())
                 op.note(was_running=was_running)
                 with op.step("services stopped"):
-                    self.backend.stop(ctx)
+                    self.backend.stop_for_reset(ctx)
                 with op.step("data swapped"):
                     for store in self.stores.values():
                         store.undo_reset(env)
+                    self.backend.undo_data(ctx, note=lambda stage: op.note(volumes=stage), progress=op.progress)
                 if was_running:
                     with op.step("services started"):
                         self.backend.start(ctx, op.progress)
@@ -732,6 +742,11 @@ class Workspace:
         env = args["env"]
         for store in self.stores.values():
             store.recover(env)
+        if self.state.env(env) is not None:
+            if args.get("volumes"):  # finish swapping the volumes from the last stage the undo recorded
+                self.backend.undo_data(self.context(env), done=args["volumes"])
+            else:  # cut off before the volumes' first stage: their swap copies are half-made
+                self.backend.drop_undo_data(self.context(env), swap_only=True)
         if args.get("was_running") and self.state.env(env) is not None:
             try:  # the undo stopped them: a cut-off undo must not leave the clone down
                 self.backend.start(self.context(env))

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.secrets import SecretPolicy
 from workbench.spec import ServiceSpec, Spec
 
 Progress = Callable[[str], None]
@@ -57,10 +58,12 @@ class Backend(ABC):
 
     name: str = "base"
 
-    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path) -> None:
+    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None) -> None:
         self.spec = spec
         self.workspace_id = workspace_id
         self.state_dir = state_dir
+        # the workspace's policy, so that a secret masked in a log has the tag it has in the diff
+        self.policy = policy or SecretPolicy(spec.secrets, spec.not_secrets)
 
     @abstractmethod
     def allocate_ports(self, ctx: EnvContext, avoid: set[int]) -> dict[str, int]:
@@ -98,6 +101,22 @@ class Backend(ABC):
 
     def delete_snapshot_data(self, ctx: EnvContext, snapshot: str) -> None:  # noqa: B027
         """Remove the backend-held copies of one snapshot. Idempotent."""
+
+    def keep_undo_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:  # noqa: B027
+        """Before a reset to ``snapshot``: keep the backend-held data it replaces, for an undo."""
+
+    def drop_undo_data(self, ctx: EnvContext, swap_only: bool = False) -> None:  # noqa: B027
+        """Forget the backend-held undo copies (one cut off half way is not an undo); with
+        ``swap_only``, only the copies an undo makes while it swaps."""
+
+    def has_undo_data(self, ctx: EnvContext) -> bool | None:
+        """None when the backend holds no data of the clone; else whether an undo copy is kept."""
+        return None
+
+    def undo_data(self, ctx: EnvContext, done: str | None = None,  # noqa: B027
+                  note: Callable[[str], None] | None = None, progress: Progress | None = None) -> None:
+        """Swap the backend-held data with its undo copy; ``done``: the last stage a cut-off
+        undo recorded through ``note``."""
 
     def stop_for_reset(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         """Stop what must not run while data is swapped (docker keeps database servers up,

@@ -65,10 +65,9 @@ START_TIMEOUT = 60.0
 class DockerBackend(Backend):
     name = "docker"
 
-    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path) -> None:
-        super().__init__(spec, workspace_id, state_dir)
+    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None) -> None:
+        super().__init__(spec, workspace_id, state_dir, policy)
         self.engine = Engine(workspace_id)
-        self.policy = SecretPolicy(spec.secrets, spec.not_secrets)
         self._prod_cache: dict[str, Any] | None = None
 
     # --- names ------------------------------------------------------------------------
@@ -701,6 +700,84 @@ class DockerBackend(Backend):
     def delete_volume_snapshot(self, ctx: EnvContext, snapshot: str) -> None:
         for v in self.engine.volumes(ctx.name, role="snapshot", snapshot=snapshot):
             self.engine.remove_volume(v.name)
+
+    # --- undo of a reset: the volumes a reset replaced are kept, as the stores keep theirs ----
+    def _undo_volume_name(self, env: str, vol: str, role: str = "undo") -> str:
+        return self.engine.name(env, role, vol.rsplit("-v-", 1)[-1] + "-" + vol[-6:])
+
+    def drop_undo_data(self, ctx: EnvContext, swap_only: bool = False) -> None:
+        if ctx.is_prod:
+            raise ProdReadOnly("removing volumes")
+        for role in ("undo-swap",) if swap_only else ("undo", "undo-swap"):
+            for v in self.engine.volumes(ctx.name, role=role):
+                self.engine.remove_volume(v.name)
+
+    def keep_undo_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:
+        """Before a reset puts a snapshot's volumes back: copy the volumes it will replace
+        into undo volumes (the previous reset's are dropped)."""
+        if ctx.is_prod:
+            raise ProdReadOnly("a reset")
+        self.remember(ctx)
+        self.drop_undo_data(ctx)
+        snaps = self.engine.volumes(ctx.name, role="snapshot", snapshot=snapshot)
+        if not snaps:
+            return
+        targets = {str(v.attrs["Labels"].get(LABEL_SOURCE)): v.attrs["Labels"].get(LABEL_SERVICE, "") for v in snaps}
+        with self._held_still(ctx, set(targets), f"the reset to {snapshot}"):
+            for target, svc in targets.items():
+                undo = self._undo_volume_name(ctx.name, target)
+                labels = self.engine.labels(ctx.name, svc, "undo")
+                labels[LABEL_SOURCE] = target
+                self.engine.create_volume(undo, labels)
+                if progress:
+                    progress(f"keeping {target} for an undo")
+                self.engine.copy_volume(ctx.name, self._helper_image(ctx, svc), target, undo, "volume undo copy", svc)
+
+    def has_undo_data(self, ctx: EnvContext) -> bool | None:
+        """None when the clone has no data volume of its own to undo; else whether the last
+        reset kept the volumes it replaced."""
+        if not self.data_volumes(ctx.name):
+            return None
+        return bool(self.engine.volumes(ctx.name, role="undo"))
+
+    def undo_data(self, ctx: EnvContext, done: str | None = None, note: Callable[[str], None] | None = None,
+                  progress: Progress | None = None) -> None:
+        """Swap each volume with its undo copy (three copies through a swap volume: volumes
+        cannot be renamed). ``note`` records each stage; ``done`` is the last stage a cut-off
+        undo recorded, so that recovery finishes it without copying a half-written volume."""
+        if ctx.is_prod:
+            raise ProdReadOnly("undoing a reset")
+        self.remember(ctx)
+        undos = self.engine.volumes(ctx.name, role="undo")
+        if not undos:
+            return
+        stages = ["saved", "restored", "swapped"]
+        start = stages.index(done) + 1 if done in stages else 0
+        mark = note or (lambda _s: None)
+        pairs = []
+        for u in undos:
+            labels = u.attrs["Labels"]
+            target, svc = str(labels.get(LABEL_SOURCE)), labels.get(LABEL_SERVICE, "")
+            pairs.append((u.name, target, svc, self._undo_volume_name(ctx.name, target, "undo-swap"),
+                          self._helper_image(ctx, svc)))
+        with self._held_still(ctx, {p[1] for p in pairs}, "the undo of the reset"):
+            if start <= 0:
+                for _undo, target, svc, swap, image in pairs:
+                    self.engine.create_volume(swap, self.engine.labels(ctx.name, svc, "undo-swap"))
+                    self.engine.copy_volume(ctx.name, image, target, swap, "volume undo", svc)
+                mark("saved")
+            if start <= 1:
+                for undo, target, svc, _swap, image in pairs:
+                    if progress:
+                        progress(f"restoring {target}")
+                    self.engine.copy_volume(ctx.name, image, undo, target, "volume undo", svc)
+                mark("restored")
+            if start <= 2:
+                for undo, _target, svc, swap, image in pairs:
+                    self.engine.copy_volume(ctx.name, image, swap, undo, "volume undo", svc)
+                mark("swapped")
+            for _undo, _target, _svc, swap, _image in pairs:
+                self.engine.remove_volume(swap)
 
     # --- the engine's hooks for backend-held data ----------------------------------------
     def snapshot_data(self, ctx: EnvContext, snapshot: str, progress: Progress | None = None) -> None:

@@ -265,7 +265,7 @@ class LocalBackend(Backend):
     def _log_secrets(self, ctx: EnvContext) -> tuple[SecretPolicy, list[str]]:
         """The secret values a log may hold: those of the services as they are now, and those of
         the workspace's own definitions (a clone's log keeps what it ran with before a change)."""
-        policy = SecretPolicy(self.spec.secrets, self.spec.not_secrets)
+        policy = self.policy
         values: list[str] = []
         for svc in [*ctx.services.values(), *self.spec.services.values()]:
             values += secret_values(self.service_env(ctx, svc), policy)
