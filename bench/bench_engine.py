@@ -93,26 +93,28 @@ def bench_size(base: Path, mb: int, runs: int) -> list[tuple[str, float]]:
     size = db.stat().st_size
     out: list[tuple[str, float]] = []
     backup, cp = [], []
-    for _ in range(runs):  # noqa: B007 (the lambdas run at once)
-        target = base / "copy.db"
-        target.unlink(missing_ok=True)
-        backup.append(timed(lambda: subprocess.run(["sqlite3", str(db), f".backup '{target}'"], check=True)))
+    target = base / "copy.db"
+    target.unlink(missing_ok=True)
+    backup_cmd = ["sqlite3", str(db), f".backup '{target}'"]
+    cp_cmd = ["cp", str(db), str(target)]
+    for _ in range(runs):
+        backup.append(timed(lambda: subprocess.run(backup_cmd, check=True)))
         target.unlink()
-        cp.append(timed(lambda: subprocess.run(["cp", str(db), str(target)], check=True)))
+        cp.append(timed(lambda: subprocess.run(cp_cmd, check=True)))
         target.unlink()
     out += [("baseline sqlite3 .backup", med(backup)), ("baseline cp", med(cp))]
     ws = Workspace(root)
     fork, snap, reset_data, reset_total, undo = [], [], [], [], []
     for i in range(runs):
         name = f"b{i}"
-        fork.append(timed(lambda: ws.fork("prod", name)))
-        snap.append(timed(lambda: ws.snapshot(name, "s1")))
+        fork.append(timed(lambda n=name: ws.fork("prod", n)))
+        snap.append(timed(lambda n=name: ws.snapshot(n, "s1")))
         ws.make_ready(name, "s1")  # what the background helper does after a snapshot
-        reset_total.append(timed(lambda: ws.reset(name, "s1")))
+        reset_total.append(timed(lambda n=name: ws.reset(n, "s1")))
         entry = next(e for e in ws.journal(name, 5) if e.op == "reset")
         steps = {s["step"]: s["seconds"] for s in entry.steps}
         reset_data.append(steps["data swapped"])
-        undo.append(timed(lambda: ws.undo_reset(name)))
+        undo.append(timed(lambda n=name: ws.undo_reset(n)))
         ws.destroy(name, force=True)
     out += [("repro-tui fork (until healthy)", med(fork)), ("repro-tui snapshot", med(snap)),
             ("repro-tui reset: data swap", med(reset_data)), ("repro-tui reset: end to end", med(reset_total)),

@@ -302,10 +302,11 @@ def test_repro_dir_is_git_excluded_not_gitignored(ws, shop):
 def test_stores_refuse_to_write_prod_whatever_the_caller(ws, shop):
     """The last line of defence: a store's writing methods refuse prod even if the engine asked."""
     before = sha(shop / "data" / "shop.db")
+    calls = [lambda s: s.fork("prod", None, None, []), lambda s: s.snapshot("prod", "s1"),
+             lambda s: s.reset("prod", "s1", "x"), lambda s: s.destroy("prod"),
+             lambda s: s.undo_reset("prod"), lambda s: s.make_ready("prod", "s1", "x")]
     for store in ws.stores.values():
-        for call in (lambda: store.fork("prod", None, None, []), lambda: store.snapshot("prod", "s1"),
-                     lambda: store.reset("prod", "s1", "x"), lambda: store.destroy("prod"),
-                     lambda: store.undo_reset("prod"), lambda: store.make_ready("prod", "s1", "x")):
+        for call in calls:
             with pytest.raises(ProdReadOnly):
-                call()
+                call(store)
     assert sha(shop / "data" / "shop.db") == before

@@ -8,7 +8,8 @@ from workbench.secrets import SecretPolicy
 
 
 @pytest.mark.parametrize("key", ["DB_PASSWORD", "passwd", "DB_PWD", "client_secret", "GITHUB_TOKEN", "api_key",
-                                 "apiKey", "ApiKey", "api_keys", "DB_PASS", "PRIVATE_KEY", "AWS_SECRET_ACCESS_KEY", "aws_access_key_id",
+                                 "apiKey", "ApiKey", "api_keys", "DB_PASS", "PRIVATE_KEY",
+                                 "AWS_SECRET_ACCESS_KEY", "aws_access_key_id",
                                  "credentials", "AUTH", "basic_auth", "DB_KEY", "key", "payment.api_key"])
 def test_secret_keys(key):
     assert SecretPolicy().is_secret_key(key)
