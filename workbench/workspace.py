@@ -525,7 +525,7 @@ class Workspace:
                     store.fork(name, None if src_env == PROD else src_env, src_snap, rules, op.progress)
             sid = self._new_snapshot_id()
             with op.step("snapshot forked"):
-                self._take_snapshot(name, FORKED, sid)
+                self._take_snapshot(name, FORKED, sid, first=True)
             with op.step("services started"):
                 self.backend.start(ctx, op.progress)
             self.state.update_env(name, status="ok")
@@ -543,7 +543,7 @@ class Workspace:
     def _new_snapshot_id(self) -> str:
         return uuid.uuid4().hex[:12]
 
-    def _take_snapshot(self, env: str, name: str, sid: str) -> None:
+    def _take_snapshot(self, env: str, name: str, sid: str, first: bool = False) -> None:
         from workbench.vcs import Worktree
 
         wt = Worktree(self.worktree(env))
@@ -551,7 +551,10 @@ class Workspace:
         tree = wt.tree_commit(f"repro-tui snapshot {env}@{name}")
         wt.keep_ref(f"refs/repro/{env}/{name}", tree)
         for store in self.stores.values():
-            store.snapshot(env, name)
+            if first:  # a fork's: no service has run on the copy yet
+                store.first_snapshot(env, name)
+            else:
+                store.snapshot(env, name)
         self.backend.snapshot_data(self.context(env), name)
         self.state.add_snapshot(env, name, sid, commit, tree, dirty)
 

@@ -81,6 +81,10 @@ class Store(ABC):
     @abstractmethod
     def snapshot(self, env: str, snapshot: str) -> None: ...
 
+    def first_snapshot(self, env: str, snapshot: str) -> None:
+        """The snapshot a fork takes before any service of the clone has run."""
+        self.snapshot(env, snapshot)
+
     @abstractmethod
     def delete_snapshot(self, env: str, snapshot: str) -> None: ...
 
@@ -188,8 +192,9 @@ class FolderStore(Store):
         """Fill the empty folder ``dest_dir`` from prod, scrubbed."""
 
     @abstractmethod
-    def copy_dir(self, src_dir: Path, dest_dir: Path) -> None:
-        """Copy one copy of the store's folder (possibly live) into the new folder ``dest_dir``."""
+    def copy_dir(self, src_dir: Path, dest_dir: Path, sync: bool = True) -> None:
+        """Copy one copy of the store's folder (possibly live) into the new folder ``dest_dir``;
+        with ``sync``, on disk when this returns where the store promises durability."""
 
     @abstractmethod
     def entry(self, folder: Path) -> Path:
@@ -265,6 +270,30 @@ class FolderStore(Store):
         self.copy_dir(self.data_dir(env), tmp)
         make_read_only(tmp)
         os.replace(tmp, final)
+
+    def first_snapshot(self, env, snapshot):
+        """The fork's own copy, on disk already and untouched by any service yet, becomes the
+        snapshot by a rename; the clone gets a copy of it that the kernel writes back on its
+        own instead of one waited for (the snapshot is what must outlive a power cut; a clone
+        torn by one is reset to it). Spares a fork the fsync of a whole copy."""
+        self._clone(env)
+        live, final = self.data_dir(env), self.snapshot_dir(env, snapshot)
+        snap_tmp = final.with_name(f".tmp-{final.name}")
+        _rmtree(snap_tmp)
+        snap_tmp.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(live, snap_tmp)
+        make_read_only(snap_tmp)
+        live_tmp = self._fresh(live)
+        try:
+            self.copy_dir(snap_tmp, live_tmp, sync=False)
+            make_writable(live_tmp)
+        except BaseException:
+            _rmtree(live_tmp)
+            os.replace(snap_tmp, live)  # as it was (the fork rolls back either way)
+            make_writable(live)
+            raise
+        os.replace(snap_tmp, final)
+        os.replace(live_tmp, live)
 
     def delete_snapshot(self, env, snapshot):
         self._clone(env)

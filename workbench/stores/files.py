@@ -62,7 +62,7 @@ class FilesStore(FolderStore):
         fsutil.copy_tree(src, dest_dir)
         _relink(Path(dest_dir), src)
 
-    def copy_dir(self, src_dir: Path, dest_dir: Path) -> None:
+    def copy_dir(self, src_dir: Path, dest_dir: Path, sync: bool = True) -> None:
         fsutil.copy_tree(src_dir, dest_dir)
 
     def fingerprint(self, location: str) -> str:

@@ -225,7 +225,7 @@ class SqliteStore(FolderStore):
         finally:
             conn.close()
 
-    def copy_dir(self, src_dir: Path, dest_dir: Path) -> None:
+    def copy_dir(self, src_dir: Path, dest_dir: Path, sync: bool = True) -> None:
         """A consistent copy of a clone's database, even while its app writes:
 
         * a snapshot's file (read-only, nobody writes it): copied as it is;
@@ -233,7 +233,8 @@ class SqliteStore(FolderStore):
           where the filesystem has reflinks (the lock is held for an instant whatever the
           size), else copied in the kernel: 2-3x faster than the backup API (measured),
           at the price of holding the app's writers (never its readers) while it copies.
-        The result is one file (a WAL is folded in) and is on disk when this returns."""
+        The result is one file (a WAL is folded in) and, with ``sync``, is on disk when this
+        returns."""
         src, dest = self.entry(src_dir), self.entry(dest_dir)
         if not src.exists():  # nothing but stray files: copy them as they are
             fsutil.copy_tree(src_dir, dest_dir)
@@ -248,7 +249,8 @@ class SqliteStore(FolderStore):
         os.chmod(dest, stat.S_IMODE(os.stat(src).st_mode) | stat.S_IWUSR)
         if Path(f"{dest}-wal").exists():
             _fold_wal(dest)
-        fsutil.fsync_file(dest)
+        if sync:
+            fsutil.fsync_file(dest)
 
     def _locked_copy(self, src: Path, dest: Path) -> None:
         """Copy the file and its WAL under the source's write lock (``BEGIN IMMEDIATE``): no
