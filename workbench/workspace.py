@@ -784,8 +784,12 @@ class Workspace:
     def make_ready(self, env: str, snapshot: str) -> bool:
         """Prepare the ready copy of a snapshot (run by the detached helper). Journaled."""
         with self._ready_lock(env):
+            if self.state.env(env) is None:
+                return False
+            for store in self.stores.values():
+                store.discard_trash(env)
             snap = self.state.snapshot(env, snapshot)
-            if snap is None or self.state.env(env) is None:
+            if snap is None:
                 return False
             todo = [s for s in self.stores.values() if s.ready_for(env) != snap.id]
             if not todo:

@@ -120,6 +120,9 @@ class Store(ABC):
     def discard_partial_ready(self, env: str) -> None:  # noqa: B027 - most stores have nothing to discard
         """Remove a ready copy that was cut off half way (the caller holds the ready lock)."""
 
+    def discard_trash(self, env: str) -> None:  # noqa: B027 - most stores have nothing to discard
+        """Delete what a reset replaced two resets ago (run in the background after a reset)."""
+
     @abstractmethod
     def size(self, env: str, snapshot: str | None = None) -> int:
         """Bytes used by the live copy, or by one snapshot."""
@@ -341,8 +344,13 @@ class FolderStore(Store):
             os.replace(data, undo)
         os.replace(self.ready_dir(env), data)
         self.ready_marker(env).unlink(missing_ok=True)
-        _rmtree(trash)
+        # the state before the last reset is deleted by the ready helper, not waited for
+        # (unlinking 1 GB took 0.6 s of a reset on ext4)
         return used_ready
+
+    def discard_trash(self, env):
+        self._clone(env)
+        _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
 
     def recover(self, env):
         self._clone(env)
