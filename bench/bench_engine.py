@@ -2,6 +2,8 @@
 a SQLite file of 10 MB / 100 MB (/ 1 GB with --big), side by side with `sqlite3 .backup`
 and `cp` of the same file. Fork is measured until the clone is usable (its service healthy);
 reset both for the data swap alone (from the journal) and end to end (service restarted).
+The ready copies a fork and a reset leave to the background helper are waited for between
+timings, not inside them, as a user gets them.
 
     .venv/bin/python bench/bench_engine.py [--sizes 10,100] [--runs 5] [--dir PATH]
 
@@ -73,6 +75,24 @@ def timed(fn) -> float:
     return time.perf_counter() - t0
 
 
+def wait_ready(ws, env: str, snapshot: str, timeout: float = 600) -> None:
+    """Wait for the background helper's ready copy of ``env@snapshot`` (and its deletion of
+    what the last reset replaced), so that the next timing starts on a quiet machine, as a
+    user who resets a few seconds later finds it."""
+    from workbench.lock import WriterLock
+
+    sid = ws.state.snapshot(env, snapshot).id
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(s.ready_for(env) == sid for s in ws.stores.values()):
+            lock = WriterLock(ws.repro_dir / "ready" / f"{env}.lock")
+            lock.acquire("bench", timeout=timeout)
+            lock.release()
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"the ready copy of {env}@{snapshot} was not made within {timeout:.0f} s")
+
+
 def med(xs: list[float]) -> float:
     return statistics.median(xs)
 
@@ -107,10 +127,12 @@ def bench_size(base: Path, mb: int, runs: int) -> list[tuple[str, float]]:
     fork, snap, reset_data, reset_total, undo = [], [], [], [], []
     for i in range(runs):
         name = f"b{i}"
-        fork.append(timed(lambda n=name: ws.fork("prod", n)))
+        fork.append(timed(lambda n=name: ws.fork("prod", n)))  # the ready copy follows in the background
+        wait_ready(ws, name, "forked")
         snap.append(timed(lambda n=name: ws.snapshot(n, "s1")))
         ws.make_ready(name, "s1")  # what the background helper does after a snapshot
         reset_total.append(timed(lambda n=name: ws.reset(n, "s1")))
+        wait_ready(ws, name, "s1")
         entry = next(e for e in ws.journal(name, 5) if e.op == "reset")
         steps = {s["step"]: s["seconds"] for s in entry.steps}
         reset_data.append(steps["data swapped"])
@@ -136,7 +158,6 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--dir", help="where to build the workspaces (default: a temporary folder)")
     args = ap.parse_args()
-    os.environ["REPRO_READY"] = "sync"
     sizes = [int(s) for s in args.sizes.split(",")] + ([1024] if args.big else [])
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="repro-bench-"))
     base.mkdir(parents=True, exist_ok=True)
