@@ -408,3 +408,30 @@ def test_reset_undo_brings_back_a_volume_and_survives_a_cut(workspace, docker_cl
         assert state(ws) == (b"one\n", "40")
     finally:
         ws.close()
+
+
+def test_a_fork_of_a_clone_takes_the_clones_volumes(workspace, docker_client):
+    """Forking a clone (or CLONE@SNAPSHOT) copies that clone's data volumes, not prod's."""
+    from workbench.workspace import Workspace
+
+    def files(ws, env):
+        app = ws.backend.engine.container(ws.backend.container_name(env, "app"))
+        return app.exec_run(["cat", "/files/state"]).output
+
+    ws = Workspace(workspace)
+    try:
+        ws.fork("prod", "src")
+        app = ws.backend.engine.container(ws.backend.container_name("src", "app"))
+        assert app.exec_run(["sh", "-c", "echo one > /files/state"]).exit_code == 0
+        ws.snapshot("src", "one")
+        assert app.exec_run(["sh", "-c", "echo two > /files/state"]).exit_code == 0
+
+        ws.fork("src", "live")
+        assert files(ws, "live") == b"two\n", "the source clone's live volume"
+        ws.fork("src@one", "old")
+        assert files(ws, "old") == b"one\n", "the source snapshot's volume"
+        assert files(ws, "src") == b"two\n"
+        assert ws.backend.engine.container(ws.backend.container_name("src", "app")).status == "running", \
+            "the source clone was paused for the copy, and runs again"
+    finally:
+        ws.close()

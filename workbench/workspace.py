@@ -517,7 +517,8 @@ class Workspace:
             self.state.update_env(name, ports=self.backend.allocate_ports(self.context(name), avoid))
             ctx = self.context(name)
             with op.step("services prepared"):
-                self.backend.create(ctx, op.progress)
+                self.backend.create(ctx, op.progress, source=None if src_env == PROD else src_env,
+                                    source_snapshot=src_snap)
             for st_name, store in self.stores.items():
                 rules = self.spec.scrub_rules(st_name) if src_env == PROD else []
                 label = f"copy {st_name}" + (" + scrub" if rules else "")

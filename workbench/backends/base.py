@@ -85,8 +85,10 @@ class Backend(ABC):
     def logs(self, ctx: EnvContext, service: str, follow: bool = False, lines: int = 200) -> Iterator[str]:
         """A service's output, the last ``lines`` lines, then new ones when ``follow``."""
 
-    def create(self, ctx: EnvContext, progress: Progress | None = None) -> None:  # noqa: B027
-        """Make what a clone needs before its stores are copied (docker: network, volumes)."""
+    def create(self, ctx: EnvContext, progress: Progress | None = None,  # noqa: B027
+               source: str | None = None, source_snapshot: str | None = None) -> None:
+        """Make what a clone needs before its stores are copied (docker: network, volumes),
+        from prod, or from the clone ``source`` (its live data, or its ``source_snapshot``)."""
 
     def destroy(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         """Remove everything the backend made for a clone. Idempotent."""

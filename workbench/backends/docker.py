@@ -219,12 +219,14 @@ class DockerBackend(Backend):
         return out
 
     # --- create: network and volumes ---------------------------------------------------
-    def create(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+    def create(self, ctx: EnvContext, progress: Progress | None = None,
+               source: str | None = None, source_snapshot: str | None = None) -> None:
         if ctx.is_prod:
             raise ProdReadOnly("making containers")
         self.remember(ctx)
         say = progress or (lambda _t: None)
         settings = self.service_settings(ctx)
+        source_env = source
         self._network(ctx)
         prod = self.prod_containers()
         pg = self._pg_mounts(settings)
@@ -250,8 +252,31 @@ class DockerBackend(Backend):
                 source = src.get("Name") if src.get("Type") == "volume" else src.get("Source")
                 if not source:
                     continue
+                if source_env is not None and self._copy_from_clone(ctx, svc, m.target, vol, source_env,
+                                                                    source_snapshot, say):
+                    continue
                 say(f"copying {svc}:{m.target}")
                 self._copy_from_prod(ctx, svc, prod[svc], source, vol)
+
+    def _copy_from_clone(self, ctx: EnvContext, svc: str, target: str, dest: str, source: str,
+                         snapshot: str | None, say: Progress) -> bool:
+        """A fork of a clone takes the clone's volume (or its snapshot's), not prod's; False
+        when the source has no such volume (a mount added since: then it comes from prod)."""
+        live = self.volume_name(source, svc, target)
+        name = self._snapshot_volume_name(source, snapshot, live) if snapshot else live
+        role = "snapshot" if snapshot else "data"
+        found = [v for v in self.engine.volumes(source, role=role) if v.name == name]
+        if not found:
+            return False
+        what = f"{source}@{snapshot}" if snapshot else source
+        say(f"copying {svc}:{target} from {what}")
+        image = self._helper_image(ctx, svc)
+        if snapshot:  # a snapshot volume is never written: copied as it is
+            self.engine.copy_volume(ctx.name, image, name, dest, f"copy of {what}'s {svc}:{target}", svc)
+        else:  # the source clone's writers are held still for a consistent copy
+            with self._held_still(self._ctx(source), {name}, f"the fork of {source}"):
+                self.engine.copy_volume(ctx.name, image, name, dest, f"copy of {what}'s {svc}:{target}", svc)
+        return True
 
     def _network(self, ctx: EnvContext) -> Any:
         name = self.network_name(ctx.name)
