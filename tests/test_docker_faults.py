@@ -347,6 +347,17 @@ def test_a_container_killed_during_a_snapshot(workspace, docker_client):
         ws.close()
 
 
+def _clone_with_two_states(ws, env: str):
+    """Fork prod into ``env``, write "one" into the app's volume, snapshot it as "one", then
+    write "two"; returns the app's container."""
+    ws.fork("prod", env)
+    app = ws.backend.engine.container(ws.backend.container_name(env, "app"))
+    assert app.exec_run(["sh", "-c", "echo one > /files/state"]).exit_code == 0
+    ws.snapshot(env, "one")
+    assert app.exec_run(["sh", "-c", "echo two > /files/state"]).exit_code == 0
+    return app
+
+
 def test_reset_undo_brings_back_a_volume_and_survives_a_cut(workspace, docker_client):
     """A reset keeps the volumes it replaces: --undo brings back the app's files with the
     database, a second undo goes forward again, and an undo cut off half way through its
@@ -363,12 +374,8 @@ def test_reset_undo_brings_back_a_volume_and_survives_a_cut(workspace, docker_cl
 
     ws = Workspace(workspace)
     try:
-        ws.fork("prod", "u2")
+        _clone_with_two_states(ws, "u2")
         be = ws.backend
-        app = be.engine.container(be.container_name("u2", "app"))
-        assert app.exec_run(["sh", "-c", "echo one > /files/state"]).exit_code == 0
-        ws.snapshot("u2", "one")
-        assert app.exec_run(["sh", "-c", "echo two > /files/state"]).exit_code == 0
         _psql(be.engine.container(be.container_name("u2", "db")), "INSERT INTO people VALUES (99, 'x@y.test', 'X')")
         assert state(ws) == (b"two\n", "41")
 
@@ -420,11 +427,7 @@ def test_a_fork_of_a_clone_takes_the_clones_volumes(workspace, docker_client):
 
     ws = Workspace(workspace)
     try:
-        ws.fork("prod", "src")
-        app = ws.backend.engine.container(ws.backend.container_name("src", "app"))
-        assert app.exec_run(["sh", "-c", "echo one > /files/state"]).exit_code == 0
-        ws.snapshot("src", "one")
-        assert app.exec_run(["sh", "-c", "echo two > /files/state"]).exit_code == 0
+        _clone_with_two_states(ws, "src")
 
         ws.fork("src", "live")
         assert files(ws, "live") == b"two\n", "the source clone's live volume"
