@@ -155,7 +155,6 @@ class TableDiff:
         self.compare = [c for c in self.common if c not in self.hidden and c not in lt.pk]
         self.pk = lt.pk if lt.pk == rt.pk else []
         self.group = GroupSummary("data", f"{store}.{lt.shown}")
-        self.emitted = 0
         self.queries = 0
 
     # expressions -----------------------------------------------------------------------
@@ -353,16 +352,7 @@ class TableDiff:
                              store=self.store, table=self.lt.shown, column=c)
 
     def _emit(self, change: Change) -> bool:
-        g = self.group
-        g.added += change.kind == "added"
-        g.removed += change.kind == "removed"
-        g.changed += change.kind == "changed"
-        if self.limit is not None and self.emitted >= self.limit:
-            g.more += 1
-            return False
-        self.emitted += 1
-        g.shown += 1
-        return True
+        return self.group.count(change.kind, self.limit)
 
 
 def _sort_key(k: tuple) -> tuple:

@@ -167,12 +167,7 @@ class ConfigDiff:
             g.seconds = time.perf_counter() - t0
 
     def _emit(self, g: GroupSummary, ch: Change) -> bool:
-        setattr(g, ch.kind, getattr(g, ch.kind) + 1)
-        if self.limit is not None and g.shown >= self.limit:
-            g.more += 1
-            return False
-        g.shown += 1
-        return True
+        return g.count(ch.kind, self.limit)
 
     def _file(self, rel: str, pa: Path | None, pb: Path | None, g: GroupSummary) -> Iterator[Change]:
         if pa is None or pb is None:

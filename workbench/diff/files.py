@@ -85,17 +85,9 @@ def diff_folders(store: str, left: str, right: str, limit: int | None = None,
     if groups is not None:
         groups.append(g)
     a, b = scan(left), scan(right)
-    shown = 0
 
     def emit(ch: Change) -> bool:
-        nonlocal shown
-        setattr(g, ch.kind, getattr(g, ch.kind) + 1)
-        if limit is not None and shown >= limit:
-            g.more += 1
-            return False
-        shown += 1
-        g.shown += 1
-        return True
+        return g.count(ch.kind, limit)
 
     for rel in sorted(set(a) | set(b)):
         sa, sb = a.get(rel), b.get(rel)

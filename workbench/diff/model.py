@@ -87,6 +87,16 @@ class GroupSummary:
     def total(self) -> int:
         return self.shown + self.more
 
+    def count(self, kind: str, limit: int | None) -> bool:
+        """Count a change of ``kind`` (added, removed, changed); True when it is shown, False
+        when ``limit`` changes are shown already (it is counted in ``more``)."""
+        setattr(self, kind, getattr(self, kind) + 1)
+        if limit is not None and self.shown >= limit:
+            self.more += 1
+            return False
+        self.shown += 1
+        return True
+
     def as_dict(self) -> dict[str, Any]:
         return {"section": self.section, "name": self.name, "status": self.status, "shown": self.shown,
                 "more": self.more, "added": self.added, "removed": self.removed, "changed": self.changed,

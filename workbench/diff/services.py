@@ -77,12 +77,7 @@ class ServicesDiff:
     def _emit(self, g: GroupSummary, ch: Change) -> bool:
         if ch.runtime:
             return True
-        setattr(g, ch.kind, getattr(g, ch.kind) + 1)
-        if self.limit is not None and g.shown >= self.limit:
-            g.more += 1
-            return False
-        g.shown += 1
-        return True
+        return g.count(ch.kind, self.limit)
 
     def _change(self, g: GroupSummary, path: str, left: Any, right: Any, name: str, *, intent: str | None = None,
                 runtime: bool = False) -> Iterator[Change]:

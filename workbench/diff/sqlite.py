@@ -344,7 +344,6 @@ class TableDiff:
         self.pk = lt.pk if pk_l and pk_l == pk_r else []
         pks = {p.lower() for p in self.pk}
         self.compare = [c for c in self.common if c.lower() not in pks and c.lower() not in hidden]
-        self.emitted = 0
 
     # helpers -------------------------------------------------------------------
     def _range_join(self, alias: str, table: Table) -> str:
@@ -361,16 +360,7 @@ class TableDiff:
 
     def _emit(self, change: Change) -> bool:
         """Count a change; True when it is to be shown (within the limit)."""
-        g = self.g
-        g.added += change.kind == "added"
-        g.removed += change.kind == "removed"
-        g.changed += change.kind == "changed"
-        if self.o.limit is not None and self.emitted >= self.o.limit:
-            g.more += 1
-            return False
-        self.emitted += 1
-        g.shown += 1
-        return True
+        return self.g.count(change.kind, self.o.limit)
 
     def _intent(self, column: str | None) -> str | None:
         return "scrub" if column and column.lower() in {c.lower() for c in self.scrub_cols} else None
