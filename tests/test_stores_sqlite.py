@@ -136,6 +136,49 @@ def test_scrubbed_fork_leaves_no_original_value_in_any_file(tmp_path):
     conn.close()
 
 
+@pytest.mark.parametrize("module", ["fts5", "fts4"])
+def test_a_full_text_index_of_a_scrubbed_table_is_built_from_the_fake_values(tmp_path, module):
+    """An external-content full-text index holds every word of the column it indexes in its
+    shadow tables: copied as it is, it would keep the original e-mails in the clone."""
+    prod = workspace(tmp_path)
+    conn = sqlite3.connect(prod)
+    options = "content='Customer', content_rowid='CustomerId'" if module == "fts5" else "content=\"Customer\""
+    conn.executescript(f"""
+        CREATE VIRTUAL TABLE customer_search USING {module}(Email, {options});
+        INSERT INTO customer_search(customer_search) VALUES ('rebuild');
+        CREATE TRIGGER customer_search_ai AFTER INSERT ON Customer BEGIN
+          INSERT INTO customer_search(rowid, Email) VALUES (new.CustomerId, new.Email); END;
+        ANALYZE;""")
+    conn.commit()
+    words = {w for (e,) in conn.execute("SELECT Email FROM Customer") for w in re.split(r"[@.]", e) if len(w) > 5}
+    assert conn.execute("SELECT count(*) FROM customer_search WHERE customer_search MATCH 'luisg'").fetchone() == (1,)
+    conn.close()
+    store, rules = make_store(tmp_path)
+    store.fork("b1", None, None, rules)
+    copy = Path(store.location("b1"))
+    values = originals(prod)
+    assert not leaked(tmp_path / ".repro", values)
+    # the words of the original e-mails that no column of the clone holds (its fake e-mails,
+    # the customers' names, ...): found in the file, they can only come from an index of the originals
+    conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+    shown = " ".join(str(v).lower() for (t,) in conn.execute(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'customer_search%' "
+        "AND name NOT LIKE 'sqlite_%'") for row in conn.execute(f"SELECT * FROM [{t}]") for v in row)
+    conn.close()
+    hidden = {w for w in words if w not in shown}
+    assert len(hidden) > 20
+    assert not leaked(tmp_path / ".repro", hidden), "a word of an original e-mail is in the clone's index"
+    # the index answers for the fake values, the trigger is kept, the schema is prod's
+    fake = rows(copy, "SELECT Email FROM Customer WHERE CustomerId = 1")[0][0]
+    first = fake.split(".")[0]
+    hits = rows(copy, f"SELECT rowid FROM customer_search WHERE customer_search MATCH '{first}'")
+    assert (1,) in hits
+    assert rows(copy, "SELECT name FROM sqlite_schema WHERE type = 'trigger'") == [("customer_search_ai",)]
+    schema = "SELECT type, name, tbl_name FROM sqlite_schema ORDER BY name"
+    assert rows(copy, schema) == rows(prod, schema)
+    assert rows(copy, "PRAGMA integrity_check") == [("ok",)]
+
+
 def test_scrubbing_is_deterministic_so_joins_hold(tmp_path):
     prod = workspace(tmp_path)
     conn = sqlite3.connect(prod)  # prod's app: an employee who is also a customer

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import sqlite3
 import stat
 import urllib.parse
@@ -322,6 +323,28 @@ def _internal(name: str) -> bool:
     return name.lower().startswith("sqlite_")
 
 
+_FTS = re.compile(r"create\s+virtual\s+table\s+.*?\busing\s+(fts[345])\s*\((.*)\)\s*;?\s*$", re.I | re.S)
+_FTS_CONTENT = re.compile(r"(?:^|,)\s*content\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^\s,)]+))", re.I)
+_FTS_SHADOWS = {"fts5": ("_data", "_idx", "_content", "_docsize", "_config"),
+                "fts4": ("_content", "_segments", "_segdir", "_docsize", "_stat"),
+                "fts3": ("_content", "_segments", "_segdir", "_docsize", "_stat")}
+
+
+def _fts_over_scrubbed(schema: list[Any], scrubbed: set[str]) -> dict[str, tuple[str, list[str]]]:
+    """Full-text indexes whose external content is a scrubbed table: their shadow tables hold
+    the original words. name -> (its CREATE VIRTUAL TABLE, its shadow tables)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for kind, name, _tbl, root, sql in schema:
+        found = _FTS.match(sql.strip()) if kind == "table" and not root and sql else None
+        if not found:
+            continue
+        content = _FTS_CONTENT.search(found.group(2))
+        table = next((g for g in content.groups() if g is not None), "") if content else ""
+        if table.lower() in scrubbed:
+            out[name] = (sql, [name + suffix for suffix in _FTS_SHADOWS[found.group(1).lower()]])
+    return out
+
+
 def _has_rowid_alias(conn: sqlite3.Connection, table: str) -> bool:
     info = table_info(conn, table, "prod")
     pks = [c for c in info.columns if c.pk]
@@ -347,9 +370,14 @@ def _rebuild(conn: sqlite3.Connection, scrub: dict[str, dict[str, ResolvedRule]]
     name the rowid, so that every rowid is kept and a fresh clone diffs clean."""
     schema = _schema(conn)
     scrubbed = {t.lower(): cols for t, cols in scrub.items()}
+    # a full-text index of a scrubbed table is built again from the fake values, at the end:
+    # neither it nor its shadow tables are copied
+    fts = _fts_over_scrubbed(schema, set(scrubbed))
+    left_out = {n.lower() for name, (_sql, shadows) in fts.items() for n in (name, *shadows)}
     tables = [(name, sql) for kind, name, _t, root, sql in schema
-              if kind == "table" and root and sql and not _internal(name)]
-    indexes = [(tbl, sql) for kind, _n, tbl, _root, sql in schema if kind == "index" and sql]
+              if kind == "table" and root and sql and not _internal(name) and name.lower() not in left_out]
+    indexes = [(tbl, sql) for kind, _n, tbl, _root, sql in schema
+               if kind == "index" and sql and tbl.lower() not in left_out]
     for _name, sql in tables:
         conn.execute(sql)
     late = []
@@ -373,16 +401,22 @@ def _rebuild(conn: sqlite3.Connection, scrub: dict[str, dict[str, ResolvedRule]]
                          f"SELECT {', '.join(select)} FROM prod.{quote_ident(name)}", params)
     for sql in late:
         conn.execute(sql)
-    _copy_internal_tables(conn, schema, [t for t in scrub])
+    _copy_internal_tables(conn, schema, [*scrub, *left_out])
     conn.execute("PRAGMA writable_schema=ON")
     try:
         conn.execute("INSERT INTO main.sqlite_master (type, name, tbl_name, rootpage, sql) "
                      "SELECT type, name, tbl_name, rootpage, sql FROM prod.sqlite_schema "
-                     "WHERE type IN ('view', 'trigger') OR (type = 'table' AND rootpage = 0) ORDER BY rowid")
+                     "WHERE (type IN ('view', 'trigger') OR (type = 'table' AND rootpage = 0)) "
+                     f"AND lower(name) NOT IN ({', '.join('?' * len(left_out))}) ORDER BY rowid", sorted(left_out))
         version = int(conn.execute("PRAGMA main.schema_version").fetchone()[0])
         conn.execute(f"PRAGMA main.schema_version={version + 1}")
     finally:
         conn.execute("PRAGMA writable_schema=OFF")
+    for name, (sql, _shadows) in fts.items():
+        if progress:
+            progress(f"rebuilding the full-text index {name} from the scrubbed values")
+        conn.execute(sql)
+        conn.execute(f"INSERT INTO main.{quote_ident(name)} ({quote_ident(name)}) VALUES ('rebuild')")
     for pragma in ("user_version", "application_id"):
         value = int(conn.execute(f"PRAGMA prod.{pragma}").fetchone()[0])
         conn.execute(f"PRAGMA main.{pragma}={value}")
