@@ -75,17 +75,6 @@ def build(root: Path, clones: int) -> None:
     ws.close()
 
 
-def stop_all(root: Path) -> None:
-    import json
-    import signal
-
-    for pid_file in (root / ".repro" / "run").glob("*/*.pid"):
-        try:
-            os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
-        except (OSError, ValueError, KeyError):
-            pass
-
-
 def median_ms(fn, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -131,7 +120,9 @@ def main() -> None:
     try:
         rows = measure(root, args.runs)
     finally:
-        stop_all(root)
+        from workbench.backends.local import kill_services
+
+        kill_services(root)
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)
     print(f"\n### {args.clones} running clones, 2 snapshots each ({args.runs} runs, medians; built in {built:.1f} s)\n")

@@ -132,16 +132,6 @@ def build(base: Path, clones: int) -> Path:
     return root
 
 
-def stop_all(root: Path) -> None:
-    import json
-
-    for pid_file in (root / ".repro" / "run").glob("*/*.pid"):
-        try:
-            os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
-        except (OSError, ValueError, KeyError):
-            pass
-
-
 def start_to_first_frame(root: Path, runs: int) -> tuple[list[float], list[float], list[float]]:
     """Wall time to the first frame and to the listed environments, and the CPU time the
     process had used at its first frame (which a busy machine does not inflate)."""
@@ -272,7 +262,9 @@ def main() -> int:
         frame, listed, cpu = start_to_first_frame(root, args.runs)
         first, done, rss, idle = reset_repaint(root, clones=5)
     finally:
-        stop_all(root)
+        from workbench.backends.local import kill_services
+
+        kill_services(root)
     print(f"process start -> first frame (demo, 80x24):      median {med(frame) * 1000:6.0f} ms  "
           f"(min {min(frame) * 1000:.0f}, max {max(frame) * 1000:.0f}; target <= 500)")
     print(f"  CPU time used by then:                         median {med(cpu) * 1000:6.0f} ms "

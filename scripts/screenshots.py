@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import shutil
 import signal
@@ -115,14 +114,6 @@ async def shoot(ws, out: Path, size: tuple[int, int]) -> list[Path]:
     return made
 
 
-def stop_everything(root: Path) -> None:
-    for pid_file in (root / ".repro" / "run").glob("*/*.pid"):
-        try:
-            os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGTERM)
-        except (OSError, ValueError, KeyError):
-            pass
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
@@ -138,7 +129,9 @@ def main() -> int:
         made = asyncio.run(shoot(ws, args.out, (cols, rows)))
     finally:
         if ws is not None:
-            stop_everything(ws.root)
+            from workbench.backends.local import kill_services
+
+            kill_services(ws.root, signal.SIGTERM)
             ws.close()
         shutil.rmtree(base, ignore_errors=True)
     for path in made:

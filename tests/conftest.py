@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from workbench.backends.local import kill_services
+
 HERE = Path(__file__).parent
 DATA = HERE / "data"
 ROOT = HERE.parent
@@ -121,24 +123,7 @@ def shop(tmp_path: Path):
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "shop")
     yield root
-    _stop_everything(root)
-
-
-def _stop_everything(root: Path) -> None:
-    """No process outlives its test: stop every service the workspace started."""
-    import signal
-
-    run = root / ".repro" / "run"
-    if not run.exists():
-        return
-    import json
-
-    for pid_file in run.glob("*/*.pid"):
-        try:
-            pid = json.loads(pid_file.read_text())["pid"]
-            os.killpg(pid, signal.SIGKILL)
-        except (OSError, ValueError, KeyError):
-            pass
+    kill_services(root)
 
 
 @pytest.fixture
@@ -177,7 +162,7 @@ def chinook(tmp_path: Path):
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "music")
     yield root
-    _stop_everything(root)
+    kill_services(root)
 
 
 pytest_plugins = ["tests.conftest_docker"]

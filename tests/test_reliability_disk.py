@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _stop_everything, git, run_cli
+from tests.conftest import git, run_cli
 from tests.test_reliability_checks import Invariants
+from workbench.backends.local import kill_services
 
 MB = 1024 * 1024
 DISK_MB = 8
@@ -51,7 +52,7 @@ def tiny_disk(tmp_path: Path):
     try:
         yield mnt
     finally:
-        _stop_everything(mnt / "shop")
+        kill_services(mnt / "shop")
         subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SHOP_YAML, _free_port, _stop_everything, git, make_shop_db, run_cli
+from tests.conftest import SHOP_YAML, _free_port, git, make_shop_db, run_cli
+from workbench.backends.local import kill_services
 from workbench.errors import InvalidInput
 from workbench.spec import TOP_KEYS, Spec, parse_spec
 
@@ -239,7 +240,7 @@ def one_clone(tmp_path_factory):
     before = run_cli("list", "--json", cwd=root).stdout
     yield root
     after = run_cli("list", "--json", cwd=root).stdout
-    _stop_everything(root)
+    kill_services(root)
     assert [e["name"] for e in json.loads(after)] == [e["name"] for e in json.loads(before)] == ["prod", "b1"]
 
 

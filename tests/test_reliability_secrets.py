@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _stop_everything, git, run_cli
+from tests.conftest import git, run_cli
+from workbench.backends.local import kill_services
 
 SECRETS = {
     "DB_PASSWORD": "pw-Sup3rS3cret-1",
@@ -111,7 +112,7 @@ def vault(tmp_path: Path):
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "vault")
     yield root
-    _stop_everything(root)
+    kill_services(root)
 
 
 def _run(root: Path, *argv: str, code: int = 0) -> str:

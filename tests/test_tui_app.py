@@ -17,9 +17,9 @@ from tests.tui_support import (
     notified,
     screen_text,
     shows,
-    stop_services,
     wait_for,
 )
+from workbench.backends.local import kill_services
 from workbench.tui.app import make_app
 from workbench.tui.dialogs.confirm import TypedConfirmDialog
 from workbench.tui.dialogs.fork import ForkDialog
@@ -35,7 +35,7 @@ SIZE = (80, 24)
 def root(tmp_path: Path):
     path = make_workspace(tmp_path / "shop")
     yield path
-    stop_services(path)
+    kill_services(path)
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_support import git, notified, shows, stop_services, wait_for
+from tests.tui_support import git, notified, shows, wait_for
+from workbench.backends.local import kill_services
 from workbench.demo import DEMO_BUG, build_demo
 from workbench.tui.app import make_app
 from workbench.tui.main_screen import MainScreen
@@ -26,7 +27,7 @@ from workbench.workspace import Workspace
 def demo(tmp_path: Path):
     root = build_demo(tmp_path / "shop", orders=3000)
     yield root
-    stop_services(root)
+    kill_services(root)
 
 
 def http(method: str, url: str) -> int:

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_support import FIXED_NOW, freeze_times, make_workspace, stop_services
+from tests.tui_support import FIXED_NOW, freeze_times, make_workspace
+from workbench.backends.local import kill_services
 from workbench.tui.app import make_app
 from workbench.tui.main_screen import MainScreen
 from workbench.workspace import Workspace
@@ -44,7 +45,7 @@ def scene(tmp_path_factory) -> Path:
         ws.close()
     freeze_times(root)
     yield root
-    stop_services(root)
+    kill_services(root)
 
 
 def app_on(root: Path, tmp_path: Path):

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_support import change_rows_elsewhere, make_workspace, stop_services
+from tests.tui_support import change_rows_elsewhere, make_workspace
+from workbench.backends.local import kill_services
 from workbench.workspace import Workspace
 
 REPRO_TUI = Path(sys.executable).parent / "repro-tui"
@@ -65,7 +66,7 @@ class Terminal:
 def root(tmp_path: Path):
     path = make_workspace(tmp_path / "shop")
     yield path
-    stop_services(path)
+    kill_services(path)
 
 
 def _terminal(tmp_path: Path, root: Path, **env: str) -> Terminal:

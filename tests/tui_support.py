@@ -73,19 +73,6 @@ def make_workspace(root: Path, port: int | None = None, orders: int = 200) -> Pa
     return root
 
 
-def stop_services(root: Path) -> None:
-    """No process outlives its test."""
-    import json
-    import os
-    import signal
-
-    for pid_file in (root / ".repro" / "run").glob("*/*.pid"):
-        try:
-            os.killpg(json.loads(pid_file.read_text())["pid"], signal.SIGKILL)
-        except (OSError, ValueError, KeyError):
-            pass
-
-
 def change_rows_elsewhere(db_path: str, sql: str) -> None:
     """Change the clone's data from another process, as the clone's app would."""
     import sys

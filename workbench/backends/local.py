@@ -49,6 +49,25 @@ def _proc_start_time(pid: int) -> str | None:
         return None
 
 
+def kill_services(root: Path, sig: int = signal.SIGKILL) -> None:
+    """Signal the process group of every service the workspace at ``root`` records in its
+    pid files, without opening the workspace: tests, benchmarks and the screenshot script
+    tidy up with it (users run ``repro-tui stop``). A pid that names another process by now
+    is left alone."""
+    for pid_file in (root / ".repro" / "run").glob("*/*.pid"):
+        try:
+            info = json.loads(pid_file.read_text())
+            pid = int(info["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if not _alive(pid) or info.get("start") not in (None, _proc_start_time(pid)):
+            continue
+        try:
+            os.killpg(pid, sig)
+        except OSError:
+            pass
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
