@@ -121,3 +121,14 @@ def docker_cleanup(docker_client) -> Iterator[list[Any]]:
                     obj.remove()
         except Exception:  # noqa: BLE001 - best effort, the object may be gone already
             pass
+
+
+def volume_bytes(docker_client, volume: str) -> bytes:
+    """Every byte of a volume's files, through the archive API of a helper that never runs."""
+    c = docker_client.containers.create(BUSYBOX_IMAGE, ["true"], volumes={volume: {"bind": "/v", "mode": "ro"}},
+                                        labels={"repro.test": "1"})
+    try:
+        stream, _stat = c.get_archive("/v")
+        return b"".join(stream)
+    finally:
+        c.remove(force=True)

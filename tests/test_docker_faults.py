@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, run_cli
-from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE
+from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE, volume_bytes
 
 pytestmark = pytest.mark.docker
 
@@ -119,15 +119,6 @@ def _labelled(client, ws_id: str, env: str) -> list[str]:
             + [n.name for n in client.networks.list(filters=flt)])
 
 
-def _volume_bytes(client, volume: str) -> bytes:
-    c = client.containers.create(BUSYBOX_IMAGE, ["true"], volumes={volume: {"bind": "/v", "mode": "ro"}})
-    try:
-        stream, _stat = c.get_archive("/v")
-        return b"".join(stream)
-    finally:
-        c.remove(force=True)
-
-
 def test_no_replication_allowed_falls_back_to_dump_and_restore(workspace, prod, docker_client):
     from workbench.workspace import Workspace
 
@@ -160,7 +151,7 @@ def test_no_replication_allowed_falls_back_to_dump_and_restore(workspace, prod, 
             assert "local replication all reject" in srv.psql("SELECT pg_read_file(current_setting('hba_file'))")
             ws.stop("d1")
             vol = ws.backend.volume_name("d1", "db", "/var/lib/postgresql/data")
-            raw = _volume_bytes(docker_client, vol)
+            raw = volume_bytes(docker_client, vol)
             assert [e for e in EMAILS if e.encode() in raw] == []
             assert b"Person 17" in raw
             ws.destroy("d1", force=True)

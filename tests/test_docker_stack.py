@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import DATA, git, run_cli
-from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE
+from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE, volume_bytes
 
 pytestmark = pytest.mark.docker
 
@@ -108,17 +108,6 @@ def prod_stack(docker_client, tmp_path_factory):
             obj.remove(force=True, v=True) if obj.__class__.__name__ == "Container" else obj.remove()
         except Exception:  # noqa: BLE001
             pass
-
-
-def _volume_bytes(docker_client, volume: str) -> bytes:
-    """Every byte of a volume's files, through the archive API of a helper that never runs."""
-    c = docker_client.containers.create(BUSYBOX_IMAGE, ["true"], volumes={volume: {"bind": "/v", "mode": "ro"}},
-                                        labels={"repro.test": "1"})
-    try:
-        stream, _stat = c.get_archive("/v")
-        return b"".join(stream)
-    finally:
-        c.remove(force=True)
 
 
 def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_client, monkeypatch):
@@ -260,7 +249,7 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
         # the privacy promise: no original value in the clone's files (data, WAL, dead rows)
         ws.stop("b1")
         vol = be.volume_name("b1", "db", "/var/lib/postgresql/data")
-        raw = _volume_bytes(docker_client, vol)
+        raw = volume_bytes(docker_client, vol)
         assert len(raw) > 10_000_000
         leaked = [v for v in originals if v.encode() in raw]
         assert leaked == []
