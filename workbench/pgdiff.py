@@ -285,11 +285,7 @@ class TableDiff:
                     ch = Change("data", base, kind, store=self.store, table=self.lt.shown, key=shown_key)
                     if self._emit(ch):
                         row, m = self.shower.row(cols, [(left or right)[c] for c in cols])  # type: ignore[index]
-                        if kind == "removed":
-                            ch.left = row
-                        else:
-                            ch.right = row
-                        ch.masked = m or masked_key
+                        ch.show_row(row, m or masked_key)
                         yield ch
                     continue
                 for c in self.compare:
@@ -333,12 +329,7 @@ class TableDiff:
             ch = Change("data", f"{self.store}.{self.lt.shown}", kind, store=self.store, table=self.lt.shown,
                         count=abs(n))
             if self._emit(ch):
-                shown, m = self.shower.row(cols, [rows[h][c] for c in cols])
-                if kind == "added":
-                    ch.right = shown
-                else:
-                    ch.left = shown
-                ch.masked = m
+                ch.show_row(*self.shower.row(cols, [rows[h][c] for c in cols]))
                 yield ch
 
     def _scrub_entries(self) -> Iterator[Change]:

@@ -47,6 +47,14 @@ class Change:
         """True when the change is intended (or only a runtime fact)."""
         return self.intent is not None or self.runtime
 
+    def show_row(self, row: Any, masked: bool) -> None:
+        """A whole row on its side: the left for a removed one, the right for an added one."""
+        if self.kind == "removed":
+            self.left = row
+        else:
+            self.right = row
+        self.masked = self.masked or masked
+
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"path": self.path, "kind": self.kind, "left": _json_value(self.left),
                                "right": _json_value(self.right), "intent": self.intent, "masked": self.masked}

@@ -476,12 +476,7 @@ class TableDiff:
             ch = Change("data", f"{o.store}.{lt.name}", kind, store=o.store, table=lt.name,
                         count=abs(left_n - right_n))
             if self._emit(ch):
-                shown, m = o.shower.row(cols, row[:n])
-                if kind == "removed":
-                    ch.left = shown
-                else:
-                    ch.right = shown
-                ch.masked = m
+                ch.show_row(*o.shower.row(cols, row[:n]))
                 yield ch
 
     def _scrub_entries(self) -> Iterator[Change]:
