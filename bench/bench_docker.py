@@ -115,7 +115,7 @@ def main() -> int:
     opts = ap.parse_args()
     only = set(opts.only or ("fork", "reset", "diff"))
     os.environ.pop("REPRO_READY", None)   # ready copies made in the background, as users get them
-    from workbench.pgdiff import Side, diff_databases
+    from workbench.diff.postgres_rows import Side, diff_databases
     from workbench.workspace import Workspace
 
     tag = "bench" + uuid.uuid4().hex[:6]

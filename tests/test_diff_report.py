@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from workbench.diff import compute_diff
+from workbench.diff import DiffSource, compute_diff
 from workbench.diff.cli import run_diff_command
 from workbench.diff.model import SECTIONS
 from workbench.diff.render import render, summary_line
@@ -61,10 +61,17 @@ SECRETS = ["tok-prod-1234", "pg-pass-prod", "yaml-pass-prod", "env-key-prod", "e
 
 
 class Workspace(SimpleNamespace):
-    """What the diff reads of a workspace: spec, secrets, and sides by name."""
+    """A workspace as the diff command sees it: its diff source, and sides by name."""
 
     def side(self, ref: str) -> Side:
         return self.sides[ref]
+
+    @property
+    def source(self) -> DiffSource:
+        return DiffSource.of_spec(self.spec, self.secrets)
+
+    def diff(self, a: str, b: str, **kw):
+        return compute_diff(self.source, self.side(a), self.side(b), **kw)
 
 
 def make(tmp_path: Path) -> Workspace:
@@ -110,7 +117,7 @@ def sql(path: Path, *statements: str) -> None:
 
 
 def diff(ws: Workspace, **kw):
-    return compute_diff(ws, ws.sides["prod"], ws.sides["b1"], **kw)
+    return compute_diff(ws.source, ws.sides["prod"], ws.sides["b1"], **kw)
 
 
 def outputs(ws: Workspace, report) -> str:
@@ -227,7 +234,7 @@ def test_snapshot_side_is_read_as_an_immutable_file(tmp_path):
                       services=b1.services, env_overrides=b1.env_overrides, service_overrides={}, ports=b1.ports,
                       store_locations={"db": str(snap / "chinook.db"), "uploads": b1.store_locations["uploads"]})
         sql(ws.data / "chinook.db", "UPDATE Genre SET Name = 'Jazz!' WHERE GenreId = 2")
-        report = compute_diff(ws, forked, b1)
+        report = compute_diff(ws.source, forked, b1)
         assert [(c.path, c.right) for c in report.changes()] == [("db.Genre[2].Name", "Jazz!")]
     finally:
         snap.chmod(0o755)

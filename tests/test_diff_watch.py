@@ -9,8 +9,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
+from workbench.diff import DiffSource
 from workbench.diff.watch import watch
 from workbench.model import Side
 from workbench.secrets import SecretPolicy
@@ -30,7 +30,7 @@ def setup(tmp_path: Path):
         sides.append(Side(ref=name, env=name, snapshot=None, kind="prod" if name == "prod" else "clone",
                           config_root=root, services={}, env_overrides={}, service_overrides={}, ports={},
                           store_locations={"db": str(root / "db.sqlite")}, runtime={}))
-    ws = SimpleNamespace(spec=parse_spec(SPEC, tmp_path / "prod"), secrets=SecretPolicy())
+    ws = DiffSource.of_spec(parse_spec(SPEC, tmp_path / "prod"), SecretPolicy())
     return ws, sides[0], sides[1]
 
 

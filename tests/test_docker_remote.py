@@ -145,21 +145,15 @@ def test_streams_into_containers_through_an_ssh_engine(ssh_engine, docker_client
     """What PostgreSQL stores stream through the engine: a psql session kept open (stdin
     attached, one round trip a statement), and a command's stdin fed from a stream (the
     pg_dump | pg_restore fallback), both over the SDK's ssh transport."""
-    from workbench.backends.docker_engine import Engine
+    from workbench.docker_engine import Engine
     from workbench.errors import BackendError
-    from workbench.stores.postgres import PgServer
+    from workbench.psql import PgServer
 
     pg = docker_client.containers.run(PG_IMAGE, name=f"{docker_tag}_pg", detach=True)
     engine = Engine("ssh-test")
     try:
         assert engine.client.api.base_url.startswith("http+docker://ssh")
-
-        class Backend:   # what a PgServer asks of its backend: the engine
-            pass
-
-        backend = Backend()
-        backend.engine = engine  # type: ignore[attr-defined]
-        srv = PgServer(backend, engine.client.containers.get(pg.id), "postgres")  # type: ignore[arg-type]
+        srv = PgServer(engine, engine.client.containers.get(pg.id), "postgres")
         for _ in range(200):
             if srv._exec(["pg_isready", "-q", "-h", "/var/run/postgresql"], "")[0] == 0:
                 break

@@ -111,7 +111,7 @@ def prod_stack(docker_client, tmp_path_factory):
 
 
 def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_client, monkeypatch):
-    from workbench.pgdiff import Side, diff_databases
+    from workbench.diff.postgres_rows import Side, diff_databases
     from workbench.workspace import Workspace
 
     root, db = prod_stack["root"], prod_stack["db"]

@@ -51,3 +51,11 @@ def check_snapshot_name(name: str, *, allow_reserved: bool = True) -> str:
     if not allow_reserved and name in RESERVED_SNAPSHOT:
         raise InvalidInput(f"{name!r} is the snapshot every fork records; choose another name.")
     return name
+
+
+def first_free(prefix: str, taken: set[str] | frozenset[str]) -> str:
+    """The first of ``PREFIX1``, ``PREFIX2``, ... not in ``taken`` (``s1`` for snapshots, ``bug1`` for clones)."""
+    n = 1
+    while f"{prefix}{n}" in taken:
+        n += 1
+    return f"{prefix}{n}"

@@ -17,7 +17,7 @@ def main(argv: list[str]) -> int:
     root, env, snapshot = argv
     try:
         ws = Workspace(Path(root))
-        ws.make_ready(env, snapshot)
+        ws.ready.make(env, snapshot)
     except ReproError as exc:
         print(f"ready copy of {env}@{snapshot}: {exc}", file=sys.stderr)
         return 1

@@ -51,6 +51,12 @@ _NOT_SECRET_PAIRS = {
 _URL_PASSWORD = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
 
 MASK_PREFIX = "<secret:"
+_MASK = re.compile(r"<secret:[0-9a-f]{6}>")
+
+
+def is_mask(value: str) -> bool:
+    """Whether ``value`` is a mask itself (``<secret:1a2b3c>``)."""
+    return _MASK.fullmatch(value) is not None
 
 
 def _words(key: str) -> list[str]:
@@ -94,6 +100,8 @@ class SecretPolicy:
         """Return ``(shown, masked)`` for a value under ``key``."""
         if value is None:
             return None, False
+        if isinstance(value, str) and is_mask(value):   # masked already: masks never nest
+            return value, True
         if self.is_secret_key(key):
             return self.tag(value), True
         if isinstance(value, str):

@@ -91,6 +91,50 @@ class Repo:
         except GitCommandError:
             return 0
 
+    # refs
+    def refs_under(self, prefix: str) -> list[str]:
+        """Every ref whose name starts with ``prefix`` (e.g. ``refs/repro/b1/``)."""
+        try:
+            return self.git.for_each_ref("--format=%(refname)", prefix).split()
+        except GitCommandError:
+            return []
+
+    def delete_ref(self, ref: str) -> None:
+        try:
+            self.git.update_ref("-d", ref)
+        except GitCommandError:
+            pass
+
+    def parents(self, commit: str) -> list[str]:
+        return self.git.rev_list("--parents", "-n", "1", commit).split()[1:]
+
+    # taking a merge back (a promote --merge cut off, or failed after git made it)
+    def merge_in_progress(self) -> bool:
+        return (Path(self.repo.git_dir) / "MERGE_HEAD").exists()
+
+    def abort_merge(self) -> None:
+        try:
+            self.git.merge("--abort")
+        except GitCommandError:
+            pass
+
+    def move_branch_back(self, branch: str, to: str, expected: str, checked_out: bool) -> None:
+        """Point ``branch`` at ``to`` again; on the checked-out branch with ``reset --keep``,
+        which never loses a local change."""
+        if checked_out:
+            self.git.reset("--keep", "--quiet", to)
+        else:
+            self.git.update_ref(f"refs/heads/{branch}", to, expected)
+
+    def extract_tree(self, tree: str, folder: Path) -> None:
+        """Write the files of a tree (or commit) into ``folder`` (``git archive | tar -x``)."""
+        import io
+        import tarfile
+
+        data = self.repo.git.archive("--format=tar", tree, stdout_as_string=False)
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            tar.extractall(folder, filter="data")
+
 
 class Worktree:
     """A clone's worktree (or prod's checkout)."""

@@ -6,15 +6,17 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from workbench.backends.base import Backend
+    from workbench.fence import Fence
     from workbench.secrets import SecretPolicy
     from workbench.spec import Spec
 
 
-def make_backend(spec: Spec, workspace_id: str, state_dir, policy: SecretPolicy | None = None) -> Backend:
+def make_backend(spec: Spec, workspace_id: str, state_dir, policy: SecretPolicy | None = None,
+                 fence: Fence | None = None) -> Backend:
     if spec.backend == "docker":
         from workbench.backends.docker import DockerBackend  # imported only when used
 
-        return DockerBackend(spec, workspace_id, state_dir, policy)
+        return DockerBackend(spec, workspace_id, state_dir, policy, fence)
     from workbench.backends.local import LocalBackend
 
-    return LocalBackend(spec, workspace_id, state_dir, policy)
+    return LocalBackend(spec, workspace_id, state_dir, policy, fence)

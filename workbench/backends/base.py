@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.fence import Fence
 from workbench.secrets import SecretPolicy
 from workbench.spec import ServiceSpec, Spec
 
@@ -58,10 +59,13 @@ class Backend(ABC):
 
     name: str = "base"
 
-    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None) -> None:
+    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None,
+                 fence: Fence | None = None) -> None:
         self.spec = spec
         self.workspace_id = workspace_id
         self.state_dir = state_dir
+        # every process start and container action on a clone passes the fence
+        self.fence = fence or Fence(state_dir.parent, state_dir)
         # the workspace's policy, so that a secret masked in a log has the tag it has in the diff
         self.policy = policy or SecretPolicy(spec.secrets, spec.not_secrets)
 
@@ -124,6 +128,10 @@ class Backend(ABC):
         """Stop what must not run while data is swapped (docker keeps database servers up,
         since their stores swap databases inside them)."""
         self.stop(ctx, progress)
+
+    def service_env(self, ctx: EnvContext, svc: ServiceSpec) -> dict[str, str]:
+        """The environment a service of ``ctx`` runs with, for ``repro-tui shell`` (local processes)."""
+        return {}
 
     def service_names(self, ctx: EnvContext) -> list[str]:
         """The services an environment runs (adopted compose services included)."""

@@ -29,7 +29,15 @@ from pathlib import Path
 from typing import Any
 
 from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
-from workbench.backends.docker_engine import (
+from workbench.backends.docker_settings import (
+    Mount,
+    Settings,
+    describe_container,
+    settings_from_inspect,
+    settings_from_spec,
+)
+from workbench.backends.local import free_port
+from workbench.docker_engine import (
     COMPOSE_PROJECT,
     COMPOSE_SERVICE,
     ENGINE_ERRORS,
@@ -45,16 +53,10 @@ from workbench.backends.docker_engine import (
     slug,
     wait_until,
 )
-from workbench.backends.docker_settings import (
-    Mount,
-    Settings,
-    describe_container,
-    settings_from_inspect,
-    settings_from_spec,
-)
-from workbench.backends.local import free_port
 from workbench.errors import BackendError, InvalidInput, NotFound, ProdReadOnly
+from workbench.fence import Fence
 from workbench.names import PROD
+from workbench.psql import PgPlace
 from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import Spec
 
@@ -65,8 +67,9 @@ START_TIMEOUT = 60.0
 class DockerBackend(Backend):
     name = "docker"
 
-    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None) -> None:
-        super().__init__(spec, workspace_id, state_dir, policy)
+    def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None,
+                 fence: Fence | None = None) -> None:
+        super().__init__(spec, workspace_id, state_dir, policy, fence)
         self.engine = Engine(workspace_id)
         self._prod_cache: dict[str, Any] | None = None
 
@@ -167,8 +170,8 @@ class DockerBackend(Backend):
             raise NotFound(f"the compose project {self.spec.compose_project!r} has no container.", self._prod_hint())
         return out
 
-    def pg_data(self, env: str, service: str) -> tuple[Settings, Mount]:
-        """A PostgreSQL service's settings and the mount that holds its data directory."""
+    def pg_place(self, env: str, service: str) -> PgPlace:
+        """Where a PostgreSQL service keeps its data: image, data directory, mount and volume."""
         ctx = self._ctx(env)
         settings = self.service_settings(ctx)
         if service not in settings:
@@ -177,7 +180,8 @@ class DockerBackend(Backend):
         st = settings[service]
         mount = st.mount_holding(st.pgdata())
         assert mount is not None  # service_settings adds one
-        return st, mount
+        return PgPlace(image=st.image, pgdata=st.pgdata(), target=mount.target,
+                       volume=self.volume_name(env, service, mount.target), env=dict(st.env))
 
     _contexts: dict[str, EnvContext]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workbench.backends.docker_engine import COMPOSE_PROJECT, COMPOSE_SERVICE, Engine, engine_call
+from workbench.docker_engine import COMPOSE_PROJECT, COMPOSE_SERVICE, Engine, engine_call
 from workbench.errors import InvalidInput, NotFound, Refused
 from workbench.spec import SPEC_FILE, parse_spec
 

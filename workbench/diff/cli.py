@@ -27,7 +27,6 @@ def add_diff_arguments(parser: Any) -> None:
 def run_diff_command(ws: Any, args: Any, out: TextIO) -> int:
     """Diff two sides and print the report: JSON with ``--json``, else readable lines
     (coloured when ``out`` is a terminal). Errors are raised as workbench.errors."""
-    from workbench.diff import compute_diff
     from workbench.diff.render import render
 
     a = getattr(args, "a", None) or getattr(args, "left", None)
@@ -38,8 +37,8 @@ def run_diff_command(ws: Any, args: Any, out: TextIO) -> int:
     limit = getattr(args, "limit", None)
     if limit is not None and limit < 1:
         raise InvalidInput(f"--limit must be 1 or more, not {limit}.", "Leave it out to see every change.")
-    report = compute_diff(ws, ws.side(a), ws.side(b), only_unexpected=bool(getattr(args, "only_unexpected", False)),
-                          include_scrubbed=bool(getattr(args, "include_scrubbed", False)), limit=limit)
+    report = ws.diff(a, b, only_unexpected=bool(getattr(args, "only_unexpected", False)),
+                     include_scrubbed=bool(getattr(args, "include_scrubbed", False)), limit=limit)
     if getattr(args, "json", False):
         out.write(json.dumps(report.to_json(limit), ensure_ascii=False, indent=2, default=str) + "\n")
         return 0

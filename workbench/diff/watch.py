@@ -17,22 +17,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from workbench.diff.source import DiffSource
 from workbench.errors import ReproError
 
-_TOKENS: dict[str, Callable[[str], str | None]] = {}
 
-
-def register_store_token(store_type: str, fn: Callable[[str], str | None]) -> None:
-    """How to fingerprint a store of another type (e.g. postgres) cheaply, for watching."""
-    _TOKENS[store_type] = fn
-
-
-def side_token(ws: Any, side: Any) -> tuple[Any, ...]:
+def side_token(source: DiffSource, side: Any) -> tuple[Any, ...]:
     from workbench.diff.config import matched_files
 
     parts: list[Any] = []
     root = Path(side.config_root)
-    files = matched_files(root, list(getattr(ws.spec, "config_files", []) or []))
+    files = matched_files(root, source.config_files)
     for rel, p in [*files.items(), ("repro.yaml", root / "repro.yaml")]:
         try:
             st = os.stat(p)
@@ -41,25 +35,20 @@ def side_token(ws: Any, side: Any) -> tuple[Any, ...]:
             parts.append((rel, None))
     for name, status in sorted((side.runtime or {}).items()):
         parts.append((name, status.get("state"), status.get("pid")))
-    stores = getattr(ws.spec, "stores", {})
     for name, location in sorted(side.store_locations.items()):
-        kind = stores[name].type if name in stores else None
-        parts.append((name, store_token(kind, location)))
+        parts.append((name, store_token(source, name, location)))
     return tuple(parts)
 
 
-def store_token(kind: str | None, location: str) -> str | None:
-    if kind == "sqlite":
-        from workbench.diff.sqlitepages import store_token as sqlite_token
-        return sqlite_token(location)
-    if kind == "files":
-        from workbench.diff.files import folder_token
-        return folder_token(location)
-    fn = _TOKENS.get(kind or "")
-    return fn(location) if fn else None
+def store_token(source: DiffSource, store: str, location: str) -> str | None:
+    from workbench.diff.kinds import KINDS
+
+    view = source.stores.get(store)
+    kind = KINDS.get(view.kind) if view else None
+    return kind.token(view, location) if kind and view else None
 
 
-def watch(ws: Any, a: Any, b: Any, callback: Callable[[Any], None], stop_event: threading.Event,
+def watch(source: DiffSource, a: Any, b: Any, callback: Callable[[Any], None], stop_event: threading.Event,
           interval: float = 0.5, *, debounce: float = 0.3, max_wait: float = 2.0,
           on_error: Callable[[ReproError], None] | None = None, **diff_options: Any) -> None:
     """Block until ``stop_event`` is set, calling ``callback(report)`` first at once, then
@@ -68,18 +57,17 @@ def watch(ws: Any, a: Any, b: Any, callback: Callable[[Any], None], stop_event: 
     from workbench.diff import compute_diff
 
     def resolve(x: Any) -> Any:
-        if isinstance(x, str):
-            return ws.side(x)
-        side = getattr(ws, "side", None)
-        return side(x.ref) if callable(side) else x
+        if source.resolve is None:
+            return x
+        return source.resolve(x if isinstance(x, str) else x.ref)
 
     def both() -> tuple[Any, Any, tuple[Any, ...]]:
         left, right = resolve(a), resolve(b)
-        return left, right, (side_token(ws, left), side_token(ws, right))
+        return left, right, (side_token(source, left), side_token(source, right))
 
     def report(left: Any, right: Any) -> None:
         try:
-            callback(compute_diff(ws, left, right, **diff_options))
+            callback(compute_diff(source, left, right, **diff_options))
         except ReproError as exc:
             if on_error is None:
                 raise
@@ -109,13 +97,3 @@ def watch(ws: Any, a: Any, b: Any, callback: Callable[[Any], None], stop_event: 
             last = token
             report(left, right)
         stop_event.wait(interval)
-
-
-def start_watch(ws: Any, a: Any, b: Any, callback: Callable[[Any], None], **options: Any) -> tuple[
-        threading.Thread, threading.Event]:
-    """``watch`` in a daemon thread; set the returned event to stop it."""
-    stop = threading.Event()
-    thread = threading.Thread(target=watch, args=(ws, a, b, callback, stop), kwargs=options,
-                              name="repro-diff-watch", daemon=True)
-    thread.start()
-    return thread, stop

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import stat
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from workbench.errors import Refused
+from workbench.fence import Fence
 from workbench.spec import ScrubRule, Spec, StoreSpec
 
 Progress = Callable[[str], None]
@@ -48,11 +47,13 @@ def is_disk_full(exc: BaseException) -> bool:
 class Store(ABC):
     """One store of the workspace, for every environment."""
 
-    def __init__(self, spec: Spec, store: StoreSpec, repro_dir: Path) -> None:
+    def __init__(self, spec: Spec, store: StoreSpec, repro_dir: Path, fence: Fence | None = None) -> None:
         self.spec = spec
         self.store = store
         self.name = store.name
         self.repro_dir = repro_dir
+        # every write of a store passes the fence: it proves the target is a clone's own
+        self.fence = fence or Fence(repro_dir.parent, repro_dir)
 
     # where things are ----------------------------------------------------------
     @abstractmethod
@@ -134,43 +135,6 @@ class Store(ABC):
 
 # --- local folder stores --------------------------------------------------------
 
-def _rmtree(path: Path) -> None:
-    if not path.exists() and not path.is_symlink():
-        return
-
-    def onerror(func, p, exc_info):  # read-only snapshot files
-        os.chmod(os.path.dirname(p), 0o700)
-        try:
-            os.chmod(p, 0o600)
-        except OSError:
-            pass
-        func(p)
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, onerror=onerror)
-    else:
-        path.unlink()
-
-
-def make_read_only(path: Path) -> None:
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            p = os.path.join(root, f)
-            if os.path.islink(p):  # chmod follows links: it would change the target (perhaps prod's file)
-                continue
-            mode = os.stat(p).st_mode
-            os.chmod(p, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
-
-
-def make_writable(path: Path) -> None:
-    for root, _dirs, files in os.walk(path):
-        for f in files:
-            p = os.path.join(root, f)
-            if os.path.islink(p):
-                continue
-            os.chmod(p, os.stat(p).st_mode | stat.S_IWUSR)
-
-
 def tree_size(path: Path) -> int:
     if path.is_file():
         return path.stat().st_size
@@ -188,7 +152,8 @@ class FolderStore(Store):
     """A store whose copies are folders under ``.repro/`` (SQLite files, folders of files).
 
     Subclasses say how prod is copied (with scrubbing) and how one copy of the
-    store's folder is copied to another (consistently, as fast as the disk allows)."""
+    store's folder is copied to another (consistently, as fast as the disk allows).
+    Every folder they are handed to fill has passed the fence: it is the clone's own."""
 
     @abstractmethod
     def copy_from_prod(self, dest_dir: Path, rules: list[ScrubRule], progress: Progress | None) -> None:
@@ -202,17 +167,6 @@ class FolderStore(Store):
     @abstractmethod
     def entry(self, folder: Path) -> Path:
         """The path inside a store folder that services use (a file, or the folder)."""
-
-    def _clone(self, env: str) -> str:
-        """Every write goes through here first: it proves the target is a clone's copy under
-        ``.repro/``, never prod's data."""
-        from workbench.errors import ProdReadOnly
-        from workbench.names import PROD, check_env_name
-
-        if env == PROD:
-            raise ProdReadOnly(f"writing the store '{self.name}'")
-        check_env_name(env)
-        return env
 
     # layout
     def data_dir(self, env: str) -> Path:
@@ -236,84 +190,85 @@ class FolderStore(Store):
     def snapshot_location(self, env: str, snapshot: str) -> str:
         return str(self.entry(self.snapshot_dir(env, snapshot)))
 
-    def _fresh(self, final: Path) -> Path:
+    def _fresh(self, env: str, final: Path) -> Path:
         tmp = final.with_name(f".tmp-{final.name}")
-        _rmtree(tmp)
-        tmp.mkdir(parents=True)
+        self.fence.rmtree(env, tmp)
+        self.fence.mkdir(env, tmp)
         return tmp
 
-    def _copy_into(self, tmp: Path, source: Path) -> None:
+    def _copy_into(self, env: str, tmp: Path, source: Path) -> None:
         """Copy a store folder into ``tmp``; a copy that fails (a full disk) is removed at once,
         so that it holds no space while the error is reported."""
         try:
             self.copy_dir(source, tmp)
-            make_writable(tmp)
+            self.fence.make_writable(env, tmp)
         except BaseException:
-            _rmtree(tmp)
+            self.fence.rmtree(env, tmp)
             raise
 
+    def _mark_ready(self, env: str, snapshot: str, snapshot_id: str) -> None:
+        self.fence.write_text(env, self.ready_marker(env), json.dumps({"snapshot": snapshot, "id": snapshot_id}))
+
     def fork(self, dest, source, source_snapshot, rules, progress=None):
-        self._clone(dest)
-        final = self.data_dir(dest)
-        tmp = self._fresh(final)
+        fence = self.fence
+        final = self.data_dir(fence.clone(dest))
+        tmp = self._fresh(dest, final)
         if source is None:
             self.copy_from_prod(tmp, rules, progress)
         elif source_snapshot:
             self.copy_dir(self.snapshot_dir(source, source_snapshot), tmp)
-            make_writable(tmp)
+            fence.make_writable(dest, tmp)
         else:
             self.copy_dir(self.data_dir(source), tmp)
-        _rmtree(final)
-        os.replace(tmp, final)
+        fence.rmtree(dest, final)
+        fence.replace(dest, tmp, final)
 
     def snapshot(self, env, snapshot):
-        self._clone(env)
-        final = self.snapshot_dir(env, snapshot)
-        tmp = self._fresh(final)
+        fence = self.fence
+        final = self.snapshot_dir(fence.clone(env), snapshot)
+        tmp = self._fresh(env, final)
         self.copy_dir(self.data_dir(env), tmp)
-        make_read_only(tmp)
-        os.replace(tmp, final)
+        fence.make_read_only(env, tmp)
+        fence.replace(env, tmp, final)
 
     def first_snapshot(self, env, snapshot):
         """The fork's own copy, on disk already and untouched by any service yet, becomes the
         snapshot by a rename; the clone gets a copy of it that the kernel writes back on its
         own instead of one waited for (the snapshot is what must outlive a power cut; a clone
         torn by one is reset to it). Spares a fork the fsync of a whole copy."""
-        self._clone(env)
-        live, final = self.data_dir(env), self.snapshot_dir(env, snapshot)
+        fence = self.fence
+        live, final = self.data_dir(fence.clone(env)), self.snapshot_dir(env, snapshot)
         snap_tmp = final.with_name(f".tmp-{final.name}")
-        _rmtree(snap_tmp)
-        snap_tmp.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(live, snap_tmp)
-        make_read_only(snap_tmp)
-        live_tmp = self._fresh(live)
+        fence.rmtree(env, snap_tmp)
+        fence.mkdir(env, snap_tmp.parent)
+        fence.replace(env, live, snap_tmp)
+        fence.make_read_only(env, snap_tmp)
+        live_tmp = self._fresh(env, live)
         try:
             self.copy_dir(snap_tmp, live_tmp, sync=False)
-            make_writable(live_tmp)
+            fence.make_writable(env, live_tmp)
         except BaseException:
-            _rmtree(live_tmp)
-            os.replace(snap_tmp, live)  # as it was (the fork rolls back either way)
-            make_writable(live)
+            fence.rmtree(env, live_tmp)
+            fence.replace(env, snap_tmp, live)  # as it was (the fork rolls back either way)
+            fence.make_writable(env, live)
             raise
-        os.replace(snap_tmp, final)
-        os.replace(live_tmp, live)
+        fence.replace(env, snap_tmp, final)
+        fence.replace(env, live_tmp, live)
 
     def delete_snapshot(self, env, snapshot):
-        self._clone(env)
-        _rmtree(self.snapshot_dir(env, snapshot))
-        _rmtree(self.snapshot_dir(env, snapshot).with_name(f".tmp-{self.name}"))
+        self.fence.rmtree(env, self.snapshot_dir(env, snapshot))
+        self.fence.rmtree(env, self.snapshot_dir(env, snapshot).with_name(f".tmp-{self.name}"))
 
     def make_ready(self, env, snapshot, snapshot_id):
-        self._clone(env)
-        final = self.ready_dir(env)
-        tmp = self._fresh(final)
-        self._copy_into(tmp, self.snapshot_dir(env, snapshot))
-        _rmtree(final)
-        self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
-        os.replace(tmp, final)
+        final = self.ready_dir(self.fence.clone(env))
+        tmp = self._fresh(env, final)
+        self._copy_into(env, tmp, self.snapshot_dir(env, snapshot))
+        self.fence.rmtree(env, final)
+        self._mark_ready(env, snapshot, snapshot_id)
+        self.fence.replace(env, tmp, final)
 
     def discard_partial_ready(self, env):
-        _rmtree(self.ready_dir(env).with_name(f".tmp-{self.name}"))
+        self.fence.rmtree(env, self.ready_dir(env).with_name(f".tmp-{self.name}"))
 
     def ready_for(self, env):
         marker, folder = self.ready_marker(env), self.ready_dir(env)
@@ -325,76 +280,76 @@ class FolderStore(Store):
             return None
 
     def reset(self, env, snapshot, snapshot_id):
-        self._clone(env)
-        data, undo = self.data_dir(env), self.undo_dir(env)
+        fence = self.fence
+        data, undo = self.data_dir(fence.clone(env)), self.undo_dir(env)
         used_ready = self.ready_for(env) == snapshot_id
         if not used_ready:
             # no ready copy of this snapshot: copy it now, beside the live copy
-            tmp = self._fresh(self.ready_dir(env))
-            self._copy_into(tmp, self.snapshot_dir(env, snapshot))
-            _rmtree(self.ready_dir(env))
-            self.ready_marker(env).write_text(json.dumps({"snapshot": snapshot, "id": snapshot_id}))
-            os.replace(tmp, self.ready_dir(env))
-        undo.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._fresh(env, self.ready_dir(env))
+            self._copy_into(env, tmp, self.snapshot_dir(env, snapshot))
+            fence.rmtree(env, self.ready_dir(env))
+            self._mark_ready(env, snapshot, snapshot_id)
+            fence.replace(env, tmp, self.ready_dir(env))
+        fence.mkdir(env, undo.parent)
         trash = undo.with_name(f".trash-{self.name}")
-        _rmtree(trash)
+        fence.rmtree(env, trash)
         if undo.exists():
-            os.replace(undo, trash)
+            fence.replace(env, undo, trash)
         if data.exists():
-            os.replace(data, undo)
-        os.replace(self.ready_dir(env), data)
-        self.ready_marker(env).unlink(missing_ok=True)
+            fence.replace(env, data, undo)
+        fence.replace(env, self.ready_dir(env), data)
+        fence.unlink(env, self.ready_marker(env))
         # the state before the last reset is deleted by the ready helper, not waited for
         # (unlinking 1 GB took 0.6 s of a reset on ext4)
         return used_ready
 
     def discard_trash(self, env):
-        self._clone(env)
-        _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
+        self.fence.rmtree(env, self.undo_dir(env).with_name(f".trash-{self.name}"))
 
     def recover(self, env):
-        self._clone(env)
-        data = self.data_dir(env)
-        _rmtree(self.undo_dir(env).with_name(f".trash-{self.name}"))
+        fence = self.fence
+        data = self.data_dir(fence.clone(env))
+        fence.rmtree(env, self.undo_dir(env).with_name(f".trash-{self.name}"))
         swap = data.with_name(f".swap-{self.name}")
         if data.exists():
             if swap.exists() and not self.undo_dir(env).exists():  # undo cut off after its 2nd rename
-                os.replace(swap, self.undo_dir(env))
+                fence.replace(env, swap, self.undo_dir(env))
             return False
         if swap.exists():  # undo cut off after its first rename: put things back
-            os.replace(swap, data)
+            fence.replace(env, swap, data)
             return False
         if self.ready_dir(env).exists():  # reset cut off between its two renames
-            os.replace(self.ready_dir(env), data)
-            self.ready_marker(env).unlink(missing_ok=True)
+            fence.replace(env, self.ready_dir(env), data)
+            fence.unlink(env, self.ready_marker(env))
             return True
         if self.undo_dir(env).exists():
-            os.replace(self.undo_dir(env), data)
+            fence.replace(env, self.undo_dir(env), data)
         return False
 
     def has_undo(self, env):
         return self.undo_dir(env).exists()
 
     def undo_reset(self, env):
-        self._clone(env)
-        data, undo = self.data_dir(env), self.undo_dir(env)
+        fence = self.fence
+        data, undo = self.data_dir(fence.clone(env)), self.undo_dir(env)
         swap = data.with_name(f".swap-{self.name}")
-        _rmtree(swap)
-        os.replace(data, swap)
-        os.replace(undo, data)
-        os.replace(swap, undo)
+        fence.rmtree(env, swap)
+        fence.replace(env, data, swap)
+        fence.replace(env, undo, data)
+        fence.replace(env, swap, undo)
 
     def destroy(self, env):
-        self._clone(env)
+        fence = self.fence
+        fence.clone(env)
         for path in (self.data_dir(env), self.ready_dir(env), self.ready_marker(env), self.undo_dir(env),
                      self.data_dir(env).with_name(f".tmp-{self.name}"),
                      self.ready_dir(env).with_name(f".tmp-{self.name}")):
-            _rmtree(path)
+            fence.rmtree(env, path)
         snaps = self.repro_dir / "snapshots" / env
         if snaps.exists():
             for snap in snaps.iterdir():
-                _rmtree(snap / self.name)
-                _rmtree(snap / f".tmp-{self.name}")
+                fence.rmtree(env, snap / self.name)
+                fence.rmtree(env, snap / f".tmp-{self.name}")
 
     def size(self, env, snapshot=None):
         folder = self.snapshot_dir(env, snapshot) if snapshot else self.data_dir(env)

@@ -25,31 +25,25 @@ so a remote engine works the same and no password is needed or printed.
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import re
 import shlex
-import struct
-import tarfile
-import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from workbench.errors import BackendError, InvalidInput, NotFound, Refused
+from workbench.fence import Fence
 from workbench.names import FORKED
+from workbench.psql import PATH_PRELUDE, PgHost, PgServer, last_error, qi, ql
 from workbench.scrub import name_part, scrub_value, workspace_key
 from workbench.spec import ScrubRule, Spec, StoreSpec
 from workbench.stores.base import Progress, Store
 
-if TYPE_CHECKING:
-    from workbench.backends.docker import DockerBackend
-
-PATH_PRELUDE = 'for d in /usr/lib/postgresql/*/bin; do PATH="$d:$PATH"; done; export PATH; '
 SNAP_PREFIX = "snap-"
 NOT_OWNER = 3          # exit code of a private server whose data files another uid owns
 READY = "ready"
@@ -59,248 +53,15 @@ TRASH = "trash-"
 MAX_IDENT = 63
 
 
-def qi(name: str) -> str:
-    """A quoted identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def ql(value: Any) -> str:
-    """A SQL literal."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-# how a container's psql is reached: (container id, user) -> (psql arguments, system user)
-_CONNECT: dict[tuple[str, str], tuple[list[str], str]] = {}
-# connection losses after which a statement was not run, so it may be sent again
-_LOST = ("terminating connection due to administrator command", "server closed the connection unexpectedly",
-         "connection to server was lost", "no connection to the server")
-
-
-class PsqlSession:
-    """One ``psql`` kept running in the server's container, its stdin attached through the
-    Engine API: a statement then costs a round trip (well under a millisecond) instead of
-    a ``docker exec`` (80 ms here). Each statement is followed by ``\\echo MARK``; psql
-    runs with ON_ERROR_STOP, so a failed statement ends the session (and an open
-    transaction with it), and the next statement starts a new one."""
-
-    def __init__(self, engine: Any, container: Any, argv: list[str], user: str, env: dict[str, str] | None,
-                 what: str) -> None:
-        from workbench.backends.docker_engine import API_TIMEOUT, engine_call
-
-        self.what = what
-        self.mark = f"@@repro-{uuid.uuid4().hex}@@"
-        self.lock = threading.Lock()
-        api = engine.api
-        cid = container if isinstance(container, str) else container.id
-        with engine_call(what):
-            ex = api.exec_create(cid, argv, stdin=True, stdout=True, stderr=True, user=user, environment=env)
-            self._sock = api.exec_start(ex["Id"], socket=True)
-        self._raw = getattr(self._sock, "_sock", self._sock)   # a socket, an SSL socket or an ssh channel
-        self._raw.settimeout(API_TIMEOUT)
-        self.alive = True
-
-    def close(self) -> None:
-        self.alive = False
-        for obj in (self._raw, self._sock):
-            try:
-                obj.close()
-            except Exception:  # noqa: BLE001 - closing a broken transport
-                pass
-
-    def _recv_exact(self, n: int) -> bytes | None:
-        buf = b""
-        while len(buf) < n:
-            chunk = self._raw.recv(n - len(buf))
-            if not chunk:
-                return None
-            buf += chunk
-        return buf
-
-    def run(self, sql: str) -> tuple[bool, str, str]:
-        """(done, stdout, stderr) of one statement (or a few, separated by ';')."""
-        from workbench.backends.docker_engine import engine_call
-
-        end = (self.mark + "\n").encode()
-        out, err = b"", b""
-        with self.lock, engine_call(self.what):
-            try:
-                self._raw.sendall(f"{sql}\n;\n\\echo {self.mark}\n".encode())
-                while True:
-                    header = self._recv_exact(8)
-                    if header is None:
-                        break
-                    kind, size = struct.unpack(">BxxxL", header)
-                    data = self._recv_exact(size) if size else b""
-                    if data is None:
-                        break
-                    if kind == 2:
-                        err += data
-                        continue
-                    out += data
-                    if out.endswith(end) and (len(out) == len(end) or out[-len(end) - 1:-len(end)] == b"\n"):
-                        return True, out[:-len(end)].decode("utf-8", "replace"), err.decode("utf-8", "replace")
-            except BaseException:
-                self.close()
-                raise
-        self.close()
-        return False, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-    def __del__(self) -> None:
-        self.close()
-
-
-class PgServer:
-    """A running PostgreSQL server in a container, reached through ``psql`` in it (a
-    session kept open per database, or one ``docker exec`` per statement)."""
-
-    def __init__(self, backend: DockerBackend, container: Any, user: str, password: str | None = None) -> None:
-        self.backend = backend
-        self.engine = backend.engine
-        self.container = container
-        self.user = user
-        self.password = password
-        self._args: list[str] | None = None
-        self._os_user = "postgres"
-        self._sessions: dict[str, PsqlSession] = {}
-        self._lock = threading.Lock()
-        self.use_sessions = True
-
-    @property
-    def name(self) -> str:
-        return self.container.name
-
-    def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            session.close()
-
-    def _env(self) -> dict[str, str] | None:
-        return {"PGPASSWORD": self.password} if self.password else None
-
-    def _exec(self, args: list[str], os_user: str) -> tuple[int, str, str]:
-        code, out, err = self.engine.exec(self.container, ["sh", "-c", PATH_PRELUDE + 'exec "$@"', "sh", *args],
-                                          user=os_user, environment=self._env(),
-                                          what=f"a query in {self.container.name}")
-        return code, out.decode("utf-8", "replace"), err.decode("utf-8", "replace")
-
-    def _connect_args(self) -> list[str]:
-        """-U USER when it can log in locally, else the postgres role of the system user."""
-        if self._args is not None:
-            return self._args
-        known = _CONNECT.get((self.container.id, self.user))
-        if known is not None:
-            self._args, self._os_user = known
-            return self._args
-        tried = []
-        for os_user, args in (("postgres", ["-U", self.user]), ("postgres", []), ("", ["-U", self.user])):
-            code, _out, err = self._exec(["psql", "-X", "-A", "-t", *args, "-d", "postgres", "-c", "SELECT 1"],
-                                         os_user)
-            if code == 0:
-                self._args, self._os_user = args, os_user
-                _CONNECT[(self.container.id, self.user)] = (args, os_user)
-                return args
-            tried.append(err.strip().splitlines()[-1] if err.strip() else f"exit {code}")
-        raise BackendError(f"cannot run psql in {self.container.name}: {tried[0]}",
-                           "The store's user must be able to connect through the local socket "
-                           "(pg_hba.conf: local ... trust or peer for the postgres user).")
-
-    def _session(self, db: str) -> PsqlSession:
-        with self._lock:
-            session = self._sessions.get(db)
-            if session is not None and session.alive:
-                return session
-        args = self._connect_args()
-        argv = ["sh", "-c", PATH_PRELUDE + 'exec "$@"', "sh", "psql", "-X", "-q", "-A", "-t",
-                "-v", "ON_ERROR_STOP=1", *args, "-d", db]
-        session = PsqlSession(self.engine, self.container, argv, self._os_user, self._env(),
-                              f"a query in {self.container.name}")
-        with self._lock:
-            self._sessions[db] = session
-        return session
-
-    def psql(self, sql: str, db: str = "postgres", check: bool = True) -> str:
-        if not self.use_sessions:
-            return self._psql_exec(sql, db, check)
-        for attempt in (1, 2):
-            done, out, err = self._session(db).run(sql)
-            if done:
-                return out
-            if attempt == 1 and any(text in err for text in _LOST) and "ERROR:" not in err:
-                continue   # our connection had been ended (by a reset of the clone): not run, so run it again
-            break
-        if check:
-            raise BackendError(f"PostgreSQL in {self.container.name} refused a statement: {_last_error(err)}")
-        return out
-
-    def _psql_exec(self, sql: str, db: str, check: bool) -> str:
-        args = self._connect_args()
-        code, out, err = self._exec(["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", *args, "-d", db,
-                                     "-c", sql], self._os_user)
-        if code != 0 and check:
-            raise BackendError(f"PostgreSQL in {self.container.name} refused a statement: "
-                               f"{_last_error(err)}")
-        return out
-
-    def query(self, sql: str, db: str = "postgres") -> list[dict[str, Any]]:
-        """Rows of a query as dicts (through json_agg: any value survives the trip)."""
-        out = self.psql(f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q", db).strip()
-        return json.loads(out or "[]")
-
-    def value(self, sql: str, db: str = "postgres") -> Any:
-        rows = self.query(sql, db)
-        return next(iter(rows[0].values())) if rows else None
-
-    def run_script(self, sql: str, db: str) -> None:
-        """Run a long script (too long for one argument) from a file put in the container."""
-        name = f"repro-{uuid.uuid4().hex[:8]}.sql"
-        data = sql.encode()
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-        self.engine.put_archive(self.container, "/tmp", buf.getvalue(), "putting a script in the scrub server")
-        args = self._connect_args()
-        code, _out, err = self._exec(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-1", *args, "-d", db, "-f",
-                                      f"/tmp/{name}"], self._os_user)
-        self._exec(["rm", "-f", f"/tmp/{name}"], "")
-        if code != 0:
-            raise BackendError(f"PostgreSQL in {self.container.name} refused the scrub: {_last_error(err)}")
-
-    def databases(self) -> set[str]:
-        return {r["datname"] for r in self.query("SELECT datname FROM pg_database")}
-
-    def terminate(self, *dbs: str) -> None:
-        """End every other connection to these databases. Only ever called on a clone's server."""
-        self.backend.engine  # noqa: B018 - the caller has checked this is a clone's container
-        names = ", ".join(ql(d) for d in dbs)
-        self.psql(f"SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                  f"WHERE datname IN ({names}) AND pid <> pg_backend_pid()")
-
-
-def _last_error(err: str) -> str:
-    lines = [line for line in err.strip().splitlines() if line.strip()]
-    for line in reversed(lines):
-        if "ERROR" in line or "FATAL" in line:
-            return line.strip()
-    return lines[-1].strip() if lines else "no message"
-
-
 class PostgresStore(Store):
     """One PostgreSQL database of a docker service, for every environment."""
 
-    def __init__(self, spec: Spec, store: StoreSpec, repro_dir: Path, backend: Any) -> None:
-        super().__init__(spec, store, repro_dir)
+    def __init__(self, spec: Spec, store: StoreSpec, repro_dir: Path, backend: Any,
+                 fence: Fence | None = None) -> None:
+        super().__init__(spec, store, repro_dir, fence)
         if backend is None or getattr(backend, "name", "") != "docker":
             raise InvalidInput(f"store '{store.name}': postgres stores need 'backend: docker'.")
-        self.backend: DockerBackend = backend
+        self.backend: PgHost = backend
         assert store.service and store.database and store.user
         self.service = store.service
         self.db = store.database
@@ -325,10 +86,10 @@ class PostgresStore(Store):
         if self.store.password:
             return self.store.password
         try:
-            st, _m = self.backend.pg_data(env, self.service)
+            place = self.backend.pg_place(env, self.service)
         except (NotFound, BackendError):
             return None
-        return st.env.get("POSTGRES_PASSWORD") or st.env.get("PGPASSWORD")
+        return place.env.get("POSTGRES_PASSWORD") or place.env.get("PGPASSWORD")
 
     # --- where things are -------------------------------------------------------------------
     def prod_location(self) -> str:
@@ -364,7 +125,7 @@ class PostgresStore(Store):
         if c.status != "running":
             raise Refused(f"prod's {self.service} container ({c.name}) is not running: its database cannot be read.",
                           "Start prod first; repro-tui never starts prod's containers.")
-        return PgServer(self.backend, c, self.user, self._password("prod"))
+        return PgServer(self.backend.engine, c, self.user, self._password("prod"))
 
     @contextmanager
     def server(self, env: str) -> Iterator[PgServer]:
@@ -377,7 +138,7 @@ class PostgresStore(Store):
         if c is not None and c.labels.get("repro.workspace") != self.backend.workspace_id:
             raise Refused(f"{c.name} is not a container of this workspace.")
         if c is not None and c.status == "running":
-            srv = PgServer(self.backend, c, self.user, self._password(env))
+            srv = PgServer(self.backend.engine, c, self.user, self._password(env))
             try:
                 try:
                     srv.psql("SELECT 1")   # opens the session the block will use
@@ -389,7 +150,7 @@ class PostgresStore(Store):
             return
         if c is not None:
             self.backend.engine_start(c)
-            srv = PgServer(self.backend, c, self.user, self._password(env))
+            srv = PgServer(self.backend.engine, c, self.user, self._password(env))
             try:
                 self._wait_ready(srv)
                 yield srv
@@ -408,18 +169,18 @@ class PostgresStore(Store):
         and log files are removed first. ``reset_wal``: after the clean stop, ``pg_resetwal``
         leaves no WAL segment of the server's life (they hold full-page images of rows as
         they were before the scrub). Both run in the server's own container."""
-        st, mount = self.backend.pg_data(env, self.service)
-        vol = self.backend.volume_name(env, self.service, mount.target)
+        place = self.backend.pg_place(env, self.service)
+        vol = place.volume
         for attempt in (1, 2):
-            c = self._private_container(env, st.image, st.pgdata(), vol, mount.target, fresh_copy, reset_wal)
+            c = self._private_container(env, place.image, place.pgdata, vol, place.target, fresh_copy, reset_wal)
             try:
-                srv = PgServer(self.backend, c, self.user, self._password(env))
+                srv = PgServer(self.backend.engine, c, self.user, self._password(env))
                 try:
                     self._wait_ready(srv)
                 except BackendError:
                     c.reload()
                     if attempt == 1 and (c.attrs.get("State") or {}).get("ExitCode") == NOT_OWNER:
-                        self._fix_owner(env, st.image, vol, mount.target, st.pgdata())
+                        self._fix_owner(env, place.image, vol, place.target, place.pgdata)
                         continue
                     raise
                 try:
@@ -433,7 +194,7 @@ class PostgresStore(Store):
 
     def _private_container(self, env: str, image: str, pgdata: str, vol: str, target: str, fresh_copy: bool,
                            reset_wal: bool) -> Any:
-        from workbench.backends.docker_engine import engine_call
+        from workbench.docker_engine import engine_call
 
         engine = self.backend.engine
         script = [PATH_PRELUDE + 'cd "$PGDATA" || exit 1']
@@ -458,7 +219,7 @@ class PostgresStore(Store):
         return c
 
     def _stop_private(self, env: str, c: Any) -> None:
-        from workbench.backends.docker_engine import engine_call
+        from workbench.docker_engine import engine_call
 
         with engine_call("stopping the private server"):
             c.kill(signal="SIGINT")
@@ -468,7 +229,7 @@ class PostgresStore(Store):
                                + c.logs(tail=5).decode("utf-8", "replace"))
 
     def _wait_ready(self, srv: PgServer, timeout: float = 60) -> None:
-        from workbench.backends.docker_engine import wait_until
+        from workbench.docker_engine import wait_until
 
         def ready() -> bool:
             code, _o, _e = srv._exec(["pg_isready", "-q", "-h", "/var/run/postgresql"], "")
@@ -524,20 +285,20 @@ class PostgresStore(Store):
     def fork(self, dest: str, source: str | None, source_snapshot: str | None, rules: list[ScrubRule],
              progress: Progress | None = None) -> None:
         say = progress or (lambda _t: None)
-        st, mount = self.backend.pg_data(dest, self.service)
-        vol = self.backend.volume_name(dest, self.service, mount.target)
-        rel = os.path.relpath(st.pgdata(), mount.target) if st.pgdata() != mount.target else ""
+        place = self.backend.pg_place(dest, self.service)
+        vol = place.volume
+        rel = os.path.relpath(place.pgdata, place.target) if place.pgdata != place.target else ""
         restore_from: PgServer | None = None
         if source is None:
             src = self.prod_server()
             say(f"copying {self.name} online (pg_basebackup)")
-            if not self._base_backup(src, dest, st.image, vol, rel, mount.target):
+            if not self._base_backup(src, dest, place.image, vol, rel, place.target):
                 say(f"pg_basebackup failed ({getattr(self, '_base_backup_error', 'no detail')}): copying "
                     f"{self.name} by pg_dump | pg_restore instead")
-                self._new_cluster(src, dest, st.image, vol, mount.target, st.pgdata())
+                self._new_cluster(src, dest, place.image, vol, place.target, place.pgdata)
                 restore_from = src
         else:
-            self._copy_clone(source, dest, st.image, vol, rel, mount.target, say)
+            self._copy_clone(source, dest, place.image, vol, rel, place.target, say)
         # one private server for all that follows: the copy made fit to run, restored, scrubbed,
         # its 'forked' snapshot taken; after its clean stop, new WAL when it held original values
         with self.private_server(dest, fresh_copy=True, reset_wal=source is None and bool(rules)) as srv:
@@ -558,7 +319,7 @@ class PostgresStore(Store):
         engine.helper(dest, image, f"set -e; mkdir -p {path}; find {path} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; "
                       f"chown postgres:postgres {path} 2>/dev/null || true; chmod 700 {path}",
                       {vol: {"bind": "/vol", "mode": "rw"}}, "preparing the volume", self.service)
-        from workbench.backends.docker_engine import engine_call
+        from workbench.docker_engine import engine_call
 
         name = engine.name(dest, self.service, "untar", uuid.uuid4().hex[:6])
         with engine_call("making the helper that receives the copy"):
@@ -589,7 +350,7 @@ class PostgresStore(Store):
         finally:
             engine.remove_container(helper)
         if code != 0:
-            self._base_backup_error = _last_error(err.decode("utf-8", "replace"))
+            self._base_backup_error = last_error(err.decode("utf-8", "replace"))
             return False
         return True   # the private server that runs on it next removes prod's pid and log files
 
@@ -646,7 +407,7 @@ class PostgresStore(Store):
                      and line.strip() != f"CREATE ROLE {superuser};"]
             dest.run_script("\n".join(lines), "postgres")
         else:
-            say(f"prod's roles could not be read ({_last_error(err)}): {self.name} restored without them")
+            say(f"prod's roles could not be read ({last_error(err)}): {self.name} restored without them")
         say(f"copying {self.name}: pg_dump | pg_restore")
         body, result = engine.exec_stream(src.container, ["sh", "-c", PATH_PRELUDE + 'exec "$@"', "sh", "pg_dump",
                                                           "-Fc", *args, "-d", self.db],
@@ -658,22 +419,21 @@ class PostgresStore(Store):
         dump_code, dump_err = result()
         if dump_code != 0:
             raise BackendError(f"pg_dump of {self.name} in prod's {src.name} failed: "
-                               f"{_last_error(dump_err.decode('utf-8', 'replace'))}",
+                               f"{last_error(dump_err.decode('utf-8', 'replace'))}",
                                "prod was only read; the clone was not made.")
         if code != 0:
             raise BackendError(f"pg_restore of {self.name} into the clone failed: "
-                               f"{_last_error(out.decode('utf-8', 'replace'))}",
+                               f"{last_error(out.decode('utf-8', 'replace'))}",
                                "prod was only read; the clone was not made.")
 
     def _copy_clone(self, source: str, dest: str, image: str, vol: str, rel: str, target: str, say: Progress) -> None:
         c = self.backend.engine.container(self.backend.container_name(source, self.service))
         if c is not None and c.status == "running":
             say(f"copying {source}'s {self.name} online")
-            srv = PgServer(self.backend, c, self.user, self._password(source))
+            srv = PgServer(self.backend.engine, c, self.user, self._password(source))
             if self._base_backup(srv, dest, image, vol, rel, target):
                 return
-        _st, mount = self.backend.pg_data(source, self.service)
-        src_vol = self.backend.volume_name(source, self.service, mount.target)
+        src_vol = self.backend.pg_place(source, self.service).volume
         say(f"copying {source}'s {self.name} volume")
         self.backend.engine.copy_volume(dest, image, src_vol, vol, f"copy of {source}'s {self.name}", self.service)
 
@@ -847,7 +607,7 @@ class PostgresStore(Store):
         c = self.backend.engine.container(self.backend.container_name(env, self.service))
         if c is None or c.status != "running":
             return 0
-        srv = PgServer(self.backend, c, self.user, self._password(env))
+        srv = PgServer(self.backend.engine, c, self.user, self._password(env))
         name = self.snap_db(snapshot) if snapshot else self.db
         try:
             return int(srv.value(f"SELECT pg_database_size({ql(name)}) AS s") or 0)
@@ -879,7 +639,7 @@ class PostgresStore(Store):
         c = self.backend.engine.container(self.backend.container_name(env, self.service))
         if c is None or c.status != "running":
             return None
-        return PgServer(self.backend, c, self.user, self._password(env))
+        return PgServer(self.backend.engine, c, self.user, self._password(env))
 
     def endpoint(self, env: str, snapshot: str | None = None) -> tuple[PgServer, str]:
         """(server, database) of an environment or one of its snapshots, for the data diff.

@@ -79,8 +79,8 @@ def _frozen(path: Path) -> bool:
 class SqliteStore(FolderStore):
     """A SQLite database file; a clone's copy is ``.repro/data/ENV/STORE/<prod's basename>``."""
 
-    def __init__(self, spec, store, repro_dir) -> None:
-        super().__init__(spec, store, repro_dir)
+    def __init__(self, spec, store, repro_dir, fence=None) -> None:
+        super().__init__(spec, store, repro_dir, fence)
         self._key: bytes | None = None
 
     # where things are ----------------------------------------------------------

@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
 
-from workbench.names import PROD, name_problem
+from workbench.names import PROD, first_free, name_problem
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,7 @@ def fork_name_problem(name: str, taken: set[str]) -> str | None:
 
 
 def suggest_name(taken: set[str]) -> str:
-    n = 1
-    while f"bug{n}" in taken:
-        n += 1
-    return f"bug{n}"
+    return first_free("bug", taken)
 
 
 class ForkDialog(ModalScreen[ForkRequest | None]):

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
-from workbench.names import FORKED, name_problem
+from workbench.names import FORKED, first_free, name_problem
 
 
 def snapshot_name_problem(name: str, taken: set[str]) -> str | None:
@@ -28,10 +28,7 @@ def snapshot_name_problem(name: str, taken: set[str]) -> str | None:
 
 
 def default_snapshot_name(taken: set[str]) -> str:
-    n = 1
-    while f"s{n}" in taken:
-        n += 1
-    return f"s{n}"
+    return first_free("s", taken)
 
 
 class SnapshotNameDialog(ModalScreen[str | None]):

@@ -25,7 +25,7 @@ from typing import Any
 from workbench.diff.model import Change, GroupSummary
 from workbench.diff.values import Shower, key_text
 from workbench.errors import BackendError
-from workbench.stores.postgres import PgServer, qi, ql
+from workbench.psql import PgServer, qi, ql
 
 FIRST_SPLIT = 2000        # ranges of the first pass (at most)
 SPLIT = 32                # ranges a differing range is cut into

@@ -1,0 +1,157 @@
+"""The fence: every write an operation makes passes through one object that knows the
+clone's own roots.
+
+Files and folders (made, renamed, deleted, their modes changed), process starts (their
+working folder), container and volume actions and SQL against a database are checked
+here before they happen. A path is resolved (links followed) before it is judged, and
+links are never followed when deleting or changing modes, so a link planted in a
+clone's data cannot make repro-tui write, delete or chmod what it points at. Prod is
+never a clone: every method refuses it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterable
+from pathlib import Path
+
+from workbench.errors import ProdReadOnly, Refused
+from workbench.names import PROD, check_env_name
+
+#: the folders under ``.repro/`` that hold one clone's things, each as ``SUB/ENV``
+CLONE_FOLDERS = ("envs", "data", "snapshots", "ready", "undo", "run")
+
+
+class OutsideClone(Refused):
+    """A write that would land outside the clone's own folders."""
+
+
+class Fence:
+    def __init__(self, root: Path, repro_dir: Path) -> None:
+        self.root = Path(root)
+        self.repro_dir = Path(repro_dir)
+
+    # what a clone owns ---------------------------------------------------------------------
+    def clone(self, env: str, what: str = "writing") -> str:
+        """``env`` itself, once proven to be a clone's name (never prod)."""
+        if env == PROD:
+            raise ProdReadOnly(what)
+        check_env_name(env)
+        return env
+
+    def roots(self, env: str) -> list[Path]:
+        self.clone(env)
+        return [self.repro_dir / sub / env for sub in CLONE_FOLDERS]
+
+    def worktree(self, env: str) -> Path:
+        return self.repro_dir / "envs" / self.clone(env)
+
+    def owns(self, env: str, path: Path | str) -> bool:
+        """Whether ``path`` (its folder resolved, its last part not followed) is inside one of
+        ``env``'s folders."""
+        real = _resolved_parent(Path(path))
+        return any(_within(real, _real(root)) for root in self.roots(env))
+
+    def path(self, env: str, path: Path | str, what: str = "write") -> Path:
+        """``path``, once proven to be the clone's own; else OutsideClone (or ProdReadOnly)."""
+        p = Path(path)
+        if not self.owns(env, p):
+            raise OutsideClone(f"refusing to {what} {p}: it is outside {env}'s own folders "
+                               f"({self.repro_dir}/*/{env}).",
+                               "A clone's files, data and settings may not point at prod or at another clone.")
+        return p
+
+    # filesystem actions ---------------------------------------------------------------------
+    def mkdir(self, env: str, path: Path | str) -> Path:
+        p = self.path(env, path, "make")
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    def replace(self, env: str, src: Path | str, dst: Path | str) -> None:
+        os.replace(self.path(env, src, "move"), self.path(env, dst, "replace"))
+
+    def unlink(self, env: str, path: Path | str) -> None:
+        p = self.path(env, path, "delete")
+        if p.is_symlink() or p.exists():
+            p.unlink()
+
+    def write_text(self, env: str, path: Path | str, text: str) -> None:
+        p = self.path(env, path, "write")
+        if p.is_symlink():
+            p.unlink()
+        p.write_text(text)
+
+    def rmtree(self, env: str, path: Path | str) -> None:
+        """Delete a file or a folder tree; links are removed, never followed, and a read-only
+        folder is made writable only when it is really inside the clone."""
+        p = self.path(env, path, "delete")
+        if not p.exists() and not p.is_symlink():
+            return
+        if p.is_symlink() or not p.is_dir():
+            p.unlink()
+            return
+
+        def onerror(func, failed, _exc_info):  # read-only snapshot files and folders
+            parent = os.path.dirname(failed)
+            if not os.path.islink(parent) and self.owns(env, parent):
+                os.chmod(parent, 0o700)
+            if not os.path.islink(failed):
+                try:
+                    os.chmod(failed, 0o600)
+                except OSError:
+                    pass
+            func(failed)
+
+        shutil.rmtree(p, onerror=onerror)
+
+    def make_read_only(self, env: str, path: Path | str) -> None:
+        for p in _files(self.path(env, path, "change the mode of")):
+            mode = os.lstat(p).st_mode
+            os.chmod(p, mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH), follow_symlinks=False)
+
+    def make_writable(self, env: str, path: Path | str) -> None:
+        for p in _files(self.path(env, path, "change the mode of")):
+            os.chmod(p, os.lstat(p).st_mode | stat.S_IWUSR, follow_symlinks=False)
+
+    # processes, containers, databases ---------------------------------------------------
+    def process(self, env: str, cwd: Path | str) -> Path:
+        """A clone's process runs in the clone's own folders (its worktree, usually)."""
+        return self.path(env, cwd, "run a process in")
+
+    def container(self, env: str, labels: dict[str, str], workspace_id: str, what: str) -> None:
+        """A container, volume or network action on a clone's object: labelled with this
+        workspace and this clone. Prod's objects carry no such labels."""
+        self.clone(env, what)
+        if labels.get("repro.workspace") != workspace_id or labels.get("repro.env") != env:
+            raise OutsideClone(f"refusing to {what}: it is not {env}'s (labels say "
+                               f"{labels.get('repro.env') or 'no clone'}).",
+                               "repro-tui only changes the containers and volumes it made for a clone.")
+
+
+def _files(root: Path) -> Iterable[str]:
+    """Every regular file under ``root`` (links skipped: chmod would follow them)."""
+    if root.is_symlink():
+        return
+    if root.is_file():
+        yield str(root)
+        return
+    for folder, _dirs, files in os.walk(root):
+        for f in files:
+            p = os.path.join(folder, f)
+            if not os.path.islink(p):
+                yield p
+
+
+def _real(p: Path) -> Path:
+    return Path(os.path.realpath(p))
+
+
+def _resolved_parent(p: Path) -> Path:
+    p = Path(os.path.abspath(p))
+    return _real(p.parent) / p.name
+
+
+def _within(p: Path, root: Path) -> bool:
+    return p == root or root in p.parents

@@ -1,0 +1,27 @@
+"""stop: an environment's services stopped (TERM, then KILL after their grace period)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from workbench.model import EnvInfo
+from workbench.ops.base import Operation, Progress
+
+if TYPE_CHECKING:
+    from workbench.journal import Txn
+    from workbench.workspace import Workspace
+
+
+class Stop(Operation):
+    name = "stop"
+    summary = "stop an environment's services"
+
+    def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
+        super().__init__(ws, env, progress)
+        ws.envs.check_service_control(env, self.name)
+
+    def run(self, txn: Txn) -> None:
+        self.ws.backend.stop(self.ws.context(self.env), self.progress)
+
+    def after(self, result: Any) -> EnvInfo:
+        return self.ws.status(self.env)

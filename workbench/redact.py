@@ -1,0 +1,70 @@
+"""The redactor: every byte that leaves repro-tui passes through one object.
+
+The terminal and ``--json`` (through the CLI's writer), error messages, the journal's
+messages, log lines, the diff of a promote and the commit messages it writes, and every
+text the screen shows (through its gateway) are masked here. The policy says which
+*names* are secret (``workbench.secrets``); the redactor also knows the secret *values*
+of the workspace (prod's and each clone's declared settings, store passwords), so a
+secret is masked wherever it appears, under any key or none.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from workbench.secrets import SecretPolicy
+
+Values = Callable[[str | None], list[str]]
+
+_DIFF_LINE = re.compile(r"^([+\- ])(\s*[\"']?)([A-Za-z0-9_.\-]+)([\"']?\s*[:=]\s*)(.+)$")
+
+
+class Redactor:
+    def __init__(self, policy: SecretPolicy, values: Values | None = None) -> None:
+        self.policy = policy
+        self._values = values or (lambda _env: [])
+
+    def values(self, env: str | None = None) -> list[str]:
+        """The secret values known for the workspace, and for the clone ``env`` (a changed
+        secret may be declared only in the clone's own repro.yaml)."""
+        return self._values(env)
+
+    def text(self, text: str, env: str | None = None) -> str:
+        """Every known secret value, every value assigned to a secret name and every URL
+        password in ``text`` masked."""
+        return self.policy.redact_text(text, self.values(env))
+
+    def lines(self, lines: Iterable[str], env: str | None = None) -> Iterator[str]:
+        values = self.values(env)
+        for line in lines:
+            yield self.policy.redact_text(line, values)
+
+    def tree(self, data: Any, env: str | None = None) -> Any:
+        """A copy of nested dicts and lists (JSON output) with secrets masked by name and by value."""
+        values = self.values(env)
+        masked = self.policy.mask_tree(data)
+        return _map_strings(masked, lambda s: self.policy.redact_text(s, values))
+
+    def diff_text(self, text: str, env: str | None = None) -> str:
+        """A unified diff (what a promote would commit): a changed line that assigns a secret
+        name shows a mask in place of its value; known values are masked anywhere."""
+        values = self.values(env)
+        out = []
+        for line in text.splitlines():
+            m = _DIFF_LINE.match(line)
+            if m and not line.startswith(("+++", "---")) and self.policy.is_secret_key(m.group(3)):
+                line = f"{m.group(1)}{m.group(2)}{m.group(3)}{m.group(4)}{self.policy.tag(m.group(5).strip())}"
+            out.append(self.policy.redact_text(line, values))
+        return "\n".join(out)
+
+
+def _map_strings(data: Any, fn: Callable[[str], str]) -> Any:
+    if isinstance(data, str):
+        return fn(data)
+    if isinstance(data, dict):
+        return {k: _map_strings(v, fn) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_map_strings(v, fn) for v in data]
+    return data
