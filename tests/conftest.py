@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.shop import shop_yaml
 from workbench.backends.local import kill_services
 
 HERE = Path(__file__).parent
@@ -55,32 +56,6 @@ def run_cli(
     )
 
 
-SHOP_YAML = """\
-name: shop
-backend: local
-prod:
-  branch: main
-services:
-  web:
-    command: python -m http.server {port} --bind 127.0.0.1
-    port: PORT
-    env: {SMTP_HOST: smtp.example.com, API_TOKEN: tok-live-9f8e7d, MODE: live}
-    health: tcp
-stores:
-  db: {type: sqlite, path: data/shop.db}
-  uploads: {type: files, path: data/uploads}
-clone:
-  overrides:
-    env: {SMTP_HOST: "127.0.0.1:1025"}
-  scrub:
-    db:
-      users.email: email
-      users.phone: phone
-      users.name: name
-config_files: [config/*.yaml]
-"""
-
-
 def make_shop_db(path: Path, users: int = 50) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     db = sqlite3.connect(path)
@@ -99,7 +74,7 @@ def make_shop_db(path: Path, users: int = 50) -> None:
     db.close()
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -113,7 +88,7 @@ def shop(tmp_path: Path):
     root = tmp_path / "shop"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
-    (root / "repro.yaml").write_text(SHOP_YAML.replace("PORT", str(_free_port())))
+    (root / "repro.yaml").write_text(shop_yaml(free_port()))
     (root / "config").mkdir()
     (root / "config" / "app.yaml").write_text("# shop settings\nfeature:\n  rounding: floor\ncurrency: EUR\n")
     (root / ".gitignore").write_text("data/\n")

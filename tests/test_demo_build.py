@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from tests.conftest import free_port
 from workbench.demo import DEMO_BUG, DEMO_PORT, build_demo, default_demo_path
 from workbench.demo.build import CUSTOMERS, TEMPLATE_FILES
 from workbench.demo.data import generate
@@ -219,12 +219,6 @@ def test_default_demo_path_is_a_new_folder_each_time(tmp_path: Path, monkeypatch
 
 
 # --- the app, for real -------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @contextmanager

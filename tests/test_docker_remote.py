@@ -15,16 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import git, run_cli
+from tests.conftest import free_port, git, run_cli
 from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE
 
 pytestmark = pytest.mark.docker
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -41,7 +35,7 @@ def ssh_engine(tmp_path: Path, monkeypatch, docker_client):
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / "client")], check=True)
     (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
     os.chmod(keys / "authorized_keys", 0o600)
-    port = _free_port()
+    port = free_port()
     Path("/run/sshd").mkdir(exist_ok=True)
     proc = subprocess.Popen([sshd, "-D", "-e", "-f", "/dev/null", "-p", str(port), "-o", "ListenAddress=127.0.0.1",
                              "-h", str(keys / "host"), "-o", f"AuthorizedKeysFile={keys}/authorized_keys",

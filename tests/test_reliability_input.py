@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import SHOP_YAML, _free_port, git, make_shop_db, run_cli
+from tests.conftest import free_port, git, make_shop_db, run_cli
+from tests.shop import shop_yaml
 from workbench.backends.local import kill_services
 from workbench.errors import InvalidInput
 from workbench.spec import TOP_KEYS, Spec, parse_spec
@@ -228,7 +229,7 @@ def one_clone(tmp_path_factory):
     root = tmp_path_factory.mktemp("input") / "shop"
     root.mkdir()
     git(root, "init", "-q", "-b", "main")
-    (root / "repro.yaml").write_text(SHOP_YAML.replace("PORT", str(_free_port())))
+    (root / "repro.yaml").write_text(shop_yaml(free_port()))
     (root / "config").mkdir()
     (root / "config" / "app.yaml").write_text("currency: EUR\n")
     (root / ".gitignore").write_text("data/\n")

@@ -15,18 +15,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
 def served(shop: Path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--port", str(port), "-w", str(shop)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
@@ -116,7 +112,7 @@ def test_serve_needs_the_token_and_listens_on_loopback_only(served):
 
 def test_serve_outside_a_workspace_says_what_to_do(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "workbench", "serve", "--port", str(_free_port())], cwd=tmp_path,
+    r = subprocess.run([sys.executable, "-m", "workbench", "serve", "--port", str(free_port())], cwd=tmp_path,
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 1
     assert "no workspace here" in r.stderr and "Traceback" not in r.stderr

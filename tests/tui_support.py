@@ -7,7 +7,6 @@ it through ``make_app`` exactly as ``repro-tui`` does.
 
 from __future__ import annotations
 
-import socket
 import sqlite3
 import subprocess
 import time
@@ -15,45 +14,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-YAML = """\
-name: shop
-backend: local
-prod:
-  branch: main
-services:
-  web:
-    command: python -m http.server {port} --bind 127.0.0.1
-    port: PORT
-    env: {SMTP_HOST: smtp.example.com, MODE: live}
-    health: tcp
-stores:
-  db: {type: sqlite, path: data/shop.db}
-clone:
-  overrides:
-    env: {SMTP_HOST: "127.0.0.1:1025"}
-  scrub:
-    db:
-      users.email: email
-config_files: [config/*.yaml]
-"""
+from tests.conftest import free_port, git
+from tests.shop import shop_yaml
 
 FIXED_NOW = 1_767_225_600.0   # 2026-01-01 00:00 UTC: the clock of snapshot tests
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def make_workspace(root: Path, port: int | None = None, orders: int = 200) -> Path:
     root.mkdir(parents=True)
     git(root, "init", "-q", "-b", "main")
-    (root / "repro.yaml").write_text(YAML.replace("PORT", str(port or free_port())))
+    (root / "repro.yaml").write_text(shop_yaml(port or free_port(), secret=False, uploads=False, scrubbed=("email",)))
     (root / "config").mkdir()
     (root / "config" / "app.yaml").write_text("feature:\n  rounding: floor\ncurrency: EUR\n")
     (root / ".gitignore").write_text("data/\n")

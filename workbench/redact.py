@@ -42,10 +42,15 @@ class Redactor:
             yield self.policy.redact_text(line, values)
 
     def tree(self, data: Any, env: str | None = None) -> Any:
-        """A copy of nested dicts and lists (JSON output) with secrets masked by name and by value."""
+        """A copy of a JSON document of repro-tui's own (lists, dicts of facts) with every
+        string value masked by value and by shape; keys and numbers are left as they are."""
         values = self.values(env)
-        masked = self.policy.mask_tree(data)
-        return _map_strings(masked, lambda s: self.policy.redact_text(s, values))
+        return _map_strings(data, lambda s: self.policy.redact_text(s, values))
+
+    def settings(self, data: Any, env: str | None = None) -> Any:
+        """A copy of settings (names -> values, as in a service's environment): a value under a
+        secret name is masked whole, and every string by value and by shape."""
+        return self.tree(self.policy.mask_tree(data), env)
 
     def diff_text(self, text: str, env: str | None = None) -> str:
         """A unified diff (what a promote would commit): a changed line that assigns a secret

@@ -7,7 +7,8 @@ subcommand does lives here, so the CLI stays a thin table of subcommands.
 from __future__ import annotations
 
 import json
-from typing import Any, TextIO
+from collections.abc import Callable
+from typing import Any
 
 from workbench.errors import InvalidInput
 
@@ -24,9 +25,10 @@ def add_diff_arguments(parser: Any) -> None:
                         help="compare scrubbed columns row by row instead of one entry per column")
 
 
-def run_diff_command(ws: Any, args: Any, out: TextIO) -> int:
-    """Diff two sides and print the report: JSON with ``--json``, else readable lines
-    (coloured when ``out`` is a terminal). Errors are raised as workbench.errors."""
+def run_diff_command(ws: Any, args: Any, out: Any, write_json: Callable[..., None] | None = None) -> int:
+    """Diff two sides and print the report: JSON with ``--json`` (through ``write_json`` when
+    given), else readable lines (coloured when ``out`` is a terminal). Errors are raised as
+    workbench.errors."""
     from workbench.diff.render import render
 
     a = getattr(args, "a", None) or getattr(args, "left", None)
@@ -40,7 +42,10 @@ def run_diff_command(ws: Any, args: Any, out: TextIO) -> int:
     report = ws.diff(a, b, only_unexpected=bool(getattr(args, "only_unexpected", False)),
                      include_scrubbed=bool(getattr(args, "include_scrubbed", False)), limit=limit)
     if getattr(args, "json", False):
-        out.write(json.dumps(report.to_json(limit), ensure_ascii=False, indent=2, default=str) + "\n")
+        if write_json is not None:
+            write_json(report.to_json(limit), ensure_ascii=False)
+        else:
+            out.write(json.dumps(report.to_json(limit), ensure_ascii=False, indent=2, default=str) + "\n")
         return 0
     color = getattr(args, "color", None)
     if color is None:

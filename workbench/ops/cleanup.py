@@ -1,12 +1,12 @@
-"""What several operations and their undos share: removing a clone, dropping a snapshot.
-
-Both are idempotent: recovery runs them again on whatever a cut-off run left behind.
+"""What several operations and their undos share: removing a clone, dropping a snapshot
+(both idempotent: recovery runs them again on whatever a cut-off run left behind), and
+holding a clone's services down while its data is swapped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING
 
 from workbench.backends.base import EnvContext
@@ -14,7 +14,7 @@ from workbench.errors import ReproError
 from workbench.journal import no_step
 
 if TYPE_CHECKING:
-    from workbench.journal import Txn
+    from workbench.journal import Progress, Txn
     from workbench.workspace import Workspace
 
 BRANCH_PREFIX = "repro/"
@@ -92,3 +92,20 @@ def clone_name(branch: str) -> str:
 
 
 
+
+
+@contextmanager
+def services_down(ws: Workspace, env: str, txn: Txn, progress: Progress | None) -> Iterator[EnvContext]:
+    """Under the clone's ready lock, stop what must not run while its data is swapped (a
+    database server that swaps databases inside itself keeps running), and start what ran
+    again once the block is done. Whether they ran is noted first, for recovery."""
+    ctx = ws.context(env)
+    with ws.ready.lock(env, progress):
+        was_running = any(s.state == "running" for s in ws.backend.status(ctx).values())
+        txn.note(was_running=was_running)
+        with txn.step("services stopped"):
+            ws.backend.stop_for_reset(ctx)
+        yield ctx
+        if was_running:
+            with txn.step("services started"):
+                ws.backend.start(ws.context(env), txn.progress)

@@ -11,6 +11,7 @@ from workbench.errors import ReproError
 from workbench.model import SnapshotInfo
 from workbench.names import check_snapshot_name
 from workbench.ops.base import Operation, Progress
+from workbench.ops.cleanup import services_down
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
@@ -49,12 +50,7 @@ class Reset(Operation):
 
     def run(self, txn: Txn) -> SnapshotInfo:
         ws, env, target = self.ws, self.env, self.target
-        ctx = ws.context(env)
-        with ws.ready.lock(env, self.progress):
-            was_running = any(s.state == "running" for s in ws.backend.status(ctx).values())
-            txn.note(was_running=was_running)
-            with txn.step("services stopped"):
-                ws.backend.stop_for_reset(ctx)
+        with services_down(ws, env, txn, self.progress) as ctx:
             used_ready = True
             with txn.step("data swapped"):
                 ws.backend.keep_undo_data(ctx, target.name, txn.progress)
@@ -71,9 +67,6 @@ class Reset(Operation):
 
                         Worktree(ws.worktree(env)).restore_tree(tree)
             ws.state.update_env(env, last_reset=target.name)
-            if was_running:
-                with txn.step("services started"):
-                    ws.backend.start(ws.context(env), txn.progress)
             txn.message = "from the ready copy" if used_ready else "copied (no ready copy yet)"
         return target
 

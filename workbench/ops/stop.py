@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from workbench.model import EnvInfo
-from workbench.ops.base import Operation, Progress
+from workbench.ops.start import Start
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
-    from workbench.workspace import Workspace
 
 
-class Stop(Operation):
+class Stop(Start):
+    """The same checks as start (prod only on the local backend); the opposite call."""
+
     name = "stop"
     summary = "stop an environment's services"
 
-    def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
-        super().__init__(ws, env, progress)
-        ws.envs.check_service_control(env, self.name)
-
     def run(self, txn: Txn) -> None:
         self.ws.backend.stop(self.ws.context(self.env), self.progress)
-
-    def after(self, result: Any) -> EnvInfo:
-        return self.ws.status(self.env)

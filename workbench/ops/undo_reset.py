@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from workbench.errors import Refused, ReproError
 from workbench.ops.base import Operation, Progress
+from workbench.ops.cleanup import services_down
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
@@ -30,19 +31,10 @@ class UndoReset(Operation):
 
     def run(self, txn: Txn) -> None:
         ws, env = self.ws, self.env
-        ctx = ws.context(env)
-        with ws.ready.lock(env, self.progress):
-            was_running = any(s.state == "running" for s in ws.backend.status(ctx).values())
-            txn.note(was_running=was_running)
-            with txn.step("services stopped"):
-                ws.backend.stop_for_reset(ctx)
-            with txn.step("data swapped"):
-                for store in ws.stores.values():
-                    store.undo_reset(env)
-                ws.backend.undo_data(ctx, note=lambda stage: txn.note(volumes=stage), progress=txn.progress)
-            if was_running:
-                with txn.step("services started"):
-                    ws.backend.start(ctx, txn.progress)
+        with services_down(ws, env, txn, self.progress) as ctx, txn.step("data swapped"):
+            for store in ws.stores.values():
+                store.undo_reset(env)
+            ws.backend.undo_data(ctx, note=lambda stage: txn.note(volumes=stage), progress=txn.progress)
 
     @classmethod
     def undo(cls, ws: Workspace, args: dict[str, Any]) -> str:

@@ -17,9 +17,14 @@
   is re-made in the background, and replaced copies are dropped there too
   (``DROP DATABASE`` forces a checkpoint: never on the reset's path).
 
-Every statement goes through ``docker exec psql`` in the server's container, as the
-``postgres`` system user (Debian's PostgreSQL authenticates local connections by peer),
-so a remote engine works the same and no password is needed or printed.
+Every statement goes through ``psql`` in the server's container (``workbench.psql``), as
+the ``postgres`` system user (Debian's PostgreSQL authenticates local connections by peer),
+so a remote engine works the same and no password is needed or printed. The store reaches
+its servers through a ``PgHost`` (the Docker backend), never by importing a backend.
+
+Longer than most modules (about 670 lines), on purpose: the fork (base backup, dump and
+restore, copy of a clone), the private scrub server and the database-level snapshot, reset
+and undo are one store's steps and share its names and its servers.
 """
 
 from __future__ import annotations

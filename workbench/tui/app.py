@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 from textual.app import App
 from textual.screen import Screen
 
+from workbench.tui.gateway import Engine, Gateway, Post
 from workbench.tui.keymap import keymap_path, load_keymap
 from workbench.tui.main_screen import MainScreen
-
-Clock = Callable[[], float]
+from workbench.tui.settings import Clock, ScreenSettings
 
 
 def styles_dir() -> Path:
@@ -39,28 +37,28 @@ class WorkbenchApp(App[int]):
     TITLE = "repro-tui"
     ENABLE_COMMAND_PALETTE = False
 
-    def __init__(self, ws: Any, clock: Clock | None = None, *, mask: bool = False,
+    def __init__(self, ws: Engine, clock: Clock | None = None, *, mask: bool = False,
                  keymap: dict[str, str] | None = None, keymap_file: Path | None = None,
                  keymap_problems: list[str] | None = None, poll_interval: float = 2.0,
                  diff_limit: int = 100_000) -> None:
         super().__init__()
         self.ws = ws
-        self.clock: Clock = clock or time.time
-        self.mask = mask
-        self.keymap = keymap or {}
-        self.keymap_file = keymap_file
+        self.settings = ScreenSettings(
+            clock=clock or time.time, mask=mask, keymap=keymap or {}, keymap_file=keymap_file,
+            workspace_name=ws.spec.name, prod_branch=ws.spec.prod_branch, backend_name=ws.spec.backend,
+            has_services=bool(ws.spec.services))
         self.keymap_problems = keymap_problems or []
         self.poll_interval = poll_interval
         self.diff_limit = diff_limit
-        self.workspace_name = ws.spec.name
-        self.prod_branch = ws.spec.prod_branch
-        self.backend_name = ws.spec.backend
-        self.has_services = bool(ws.spec.services)
-        if self.keymap:
-            self.set_keymap(self.keymap)
+        if self.settings.keymap:
+            self.set_keymap(self.settings.keymap)
+
+    def gateway(self, post: Post) -> Gateway:
+        """The screen's way to the engine: its threads post to ``post``."""
+        return Gateway(self.ws, post, poll_interval=self.poll_interval, diff_limit=self.diff_limit)
 
     def get_default_screen(self) -> Screen:
-        return MainScreen()
+        return MainScreen(self.settings, self.gateway)
 
     async def on_load(self) -> None:
         # Thread workers run in the loop's default executor; the poller, the live diff and a
@@ -72,29 +70,13 @@ class WorkbenchApp(App[int]):
         for problem in self.keymap_problems:
             self.notify(problem, title="keymap", severity="warning", timeout=10)
 
-    # engine access for workers ------------------------------------------------------------
-    def open_reader(self) -> Any:
-        """A read-only Workspace of the same folder, for one worker thread (never shared)."""
-        return type(self.ws)(self.ws.root)
-
-    def log_reader(self, env: str) -> Callable[[str], list[str]]:
-        """A function that reads a service's last lines (called from the logs dialog's thread)."""
-        holder: dict[str, Any] = {}
-
-        def read(service: str) -> list[str]:
-            if "ws" not in holder:
-                holder["ws"] = self.open_reader()
-            return list(holder["ws"].logs(env, service, follow=False, lines=200))
-
-        return read
-
-    def action_quit(self) -> None:  # ctrl+q and friends end the workers too
+    async def action_quit(self) -> None:  # ctrl+q and friends end the gateway's threads too
         if isinstance(self.screen, MainScreen):
             self.screen.stop_workers()
         self.exit(0)
 
 
-def make_app(ws: Any, clock: Clock | None = None, *, mask: bool = False, keymap_file: Path | None = None,
+def make_app(ws: Engine, clock: Clock | None = None, *, mask: bool = False, keymap_file: Path | None = None,
              poll_interval: float = 2.0, diff_limit: int = 100_000) -> WorkbenchApp:
     """The app for ``ws``. ``clock`` gives "now" for ages (tests pass a fixed one); ``mask``
     hides ports, which change from run to run (snapshot tests); the keymap is read from
@@ -108,7 +90,7 @@ def make_app(ws: Any, clock: Clock | None = None, *, mask: bool = False, keymap_
                         poll_interval=poll_interval, diff_limit=diff_limit)
 
 
-def run_app(ws: Any) -> int:
+def run_app(ws: Engine) -> int:
     """Run the screen in this terminal; returns the process exit code."""
     app = make_app(ws)
     result = app.run()

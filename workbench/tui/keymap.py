@@ -106,3 +106,11 @@ def key_display(keys: str) -> str:
     """How a key is written for people: ``question_mark`` -> ``?``, ``slash`` -> ``/``."""
     names = {"question_mark": "?", "slash": "/", "escape": "esc", "tab": "tab"}
     return " ".join(names.get(k, k) for k in keys.split(","))
+
+
+def action_for_key(key: str, keymap: dict[str, str]) -> str | None:
+    """The action a key triggers once the keymap is applied (None: no binding of ours)."""
+    for k, keys in effective_keys(keymap):
+        if key in keys.split(","):
+            return k.action
+    return None

@@ -1,42 +1,36 @@
 """The one screen: environments on the left, the live diff on the right, the journal below.
 
 State lives in reactives (the selected environment, the operation under way, what the
-diff compares); layout lives in ``styles/app.tcss``. Every engine call runs in a thread
-worker and comes back as a message named as a past event; the screen never waits.
+diff compares); layout lives in ``styles/app.tcss``. The screen never calls the engine:
+its gateway (``workbench.tui.gateway``, plain Python) owns the poller, the live diff and
+the operations' threads, and posts what they find as events named in the past tense
+(``workbench.tui.messages``); the screen handles each in its own thread and never waits.
 
-Three kinds of workers, on purpose:
-
-* the *poller* reads the environments and the journal every 2 s, and at once after an
-  operation (its own read-only Workspace: it never shares a connection with an operation);
-* the *diff* worker runs the engine's watch on the selected pair and posts each new
-  report; it is exclusive (a new selection replaces it), as is the worker that arranges a
-  very large report for display;
-* *operation* workers change the workspace (fork, reset, ...), one at a time, never
-  cancelled by the screen: an operation is the engine's to finish or roll back.
+Longer than most modules (about 550 lines), on purpose: it holds one handler per key of
+the keymap and one per event of the gateway; the words live in ``presentation`` and the
+messages' summaries, the threads in the gateway.
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import events, on, work
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.message import Message
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
-from textual.worker import get_current_worker
 
-from workbench.errors import ReproError
 from workbench.names import PROD
 from workbench.tui.availability import Situation, refusal
-from workbench.tui.keymap import KEYS, key_display
+from workbench.tui.gateway import Call, Gateway, Post
+from workbench.tui.keymap import KEYS, action_for_key, key_display
 from workbench.tui.messages import (
     CloneDestroyed,
     CloneForked,
@@ -44,6 +38,7 @@ from workbench.tui.messages import (
     CloneReset,
     DiffComputed,
     DiffFailed,
+    Event,
     OperationDone,
     OperationFailed,
     PreviewLoaded,
@@ -56,43 +51,34 @@ from workbench.tui.messages import (
     WorkspaceRead,
     WorkspaceUnreadable,
 )
-from workbench.tui.presentation import (
-    build_views,
-    duration,
-    env_line,
-    first_line,
-    forking_line,
-    title_text,
-)
+from workbench.tui.presentation import build_views, env_line, first_line, forking_line, title_text
+from workbench.tui.settings import ScreenSettings
 from workbench.tui.widgets.activity import Activity
 from workbench.tui.widgets.diff_view import DiffView
 from workbench.tui.widgets.environments import EnvList, SnapshotList
 
 if TYPE_CHECKING:
-    from workbench.tui.app import WorkbenchApp
+    from workbench.model import EnvInfo, JournalEntry
     from workbench.tui.dialogs.confirm import Confirmed
     from workbench.tui.dialogs.fork import ForkRequest
     from workbench.tui.dialogs.promote import PromoteRequest
+    from workbench.tui.presentation import DiffViews
 
 # Dialogs are imported when first opened: the first frame does not wait for them.
 
 BIG_REPORT = 20_000
-"""Above this many changes, the diff pane's views are built in a worker."""
+"""Above this many changes, the diff pane's views are built off the screen's thread."""
 
 
-def _has_watch() -> bool:
-    try:
-        import workbench.diff.watch  # noqa: F401
-    except ImportError:
-        return False
-    return True
+class Posted(Message):
+    """One event of the gateway, carried into the screen's own thread."""
 
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
 
-def _error_text(exc: BaseException) -> str:
-    """The engine's message (and hint) for a ReproError; one line, never a traceback, otherwise."""
-    if isinstance(exc, ReproError):
-        return str(exc)
-    return f"unexpected error: {type(exc).__name__}: {first_line(str(exc))}"
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, Posted) and self.event.can_replace(message.event)
 
 
 class MainScreen(Screen[None]):
@@ -106,26 +92,28 @@ class MainScreen(Screen[None]):
     show_intended: reactive[bool] = reactive(False)
     needle: reactive[str] = reactive("")
 
-    def __init__(self) -> None:
+    def __init__(self, settings: ScreenSettings, gateway: Callable[[Post], Gateway]) -> None:
         super().__init__()
-        self.envs: dict[str, Any] = {}
-        self._journal: list[Any] = []
+        self.wb = settings
+        self._make_gateway = gateway
+        self.envs: dict[str, EnvInfo] = {}
+        self._journal: list[JournalEntry] = []
         self.report: Any = None
         self.generation = 0
         self.diff_pending = False
         self._busy_env: str | None = None
         self._select_next: str | None = None
-        self._stop_diff: threading.Event | None = None
-        self._stop_poll = threading.Event()
-        self._kick = threading.Event()
         self._diff_timer: Timer | None = None
         self._filter_timer: Timer | None = None
         self._reported_pending: set[int] = set()
         self._last_diff_error: str | None = None
+        self._gateway: Gateway | None = None
 
     @property
-    def wb(self) -> WorkbenchApp:
-        return self.app  # type: ignore[return-value]
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            self._gateway = self._make_gateway(self._post)
+        return self._gateway
 
     # layout ---------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -146,7 +134,7 @@ class MainScreen(Screen[None]):
         self.query_one(DiffView).clear("reading the workspace …")
         self._update_title()
         self.query_one("#envs").focus()
-        self.call_after_refresh(self.poll)  # the first frame first, then the first read
+        self.call_after_refresh(self.gateway.start_polling)  # the first frame first, then the first read
         self.set_interval(5.0, self._refresh_ages)
 
     def _refresh_ages(self) -> None:
@@ -159,48 +147,40 @@ class MainScreen(Screen[None]):
         self.stop_workers()
 
     def stop_workers(self) -> None:
-        """Tell the long-running threads to end (they check these events often)."""
-        self._stop_poll.set()
-        self._kick.set()
-        if self._stop_diff is not None:
-            self._stop_diff.set()
+        """Tell the gateway's long-running threads to end."""
+        if self._gateway is not None:
+            self._gateway.stop()
+
+    def _post(self, event: Event) -> None:
+        """Called from the gateway's threads (post_message is safe there)."""
+        self.post_message(Posted(event))
+
+    # the gateway's events ---------------------------------------------------------------
+    def on_posted(self, message: Posted) -> None:
+        match message.event:
+            case WorkspaceRead() as e:
+                self._workspace_read(e)
+            case WorkspaceUnreadable() as e:
+                self.notify(e.error, title="cannot read the workspace", severity="warning", timeout=10)
+            case DiffComputed() as e:
+                self._diff_computed(e)
+            case DiffFailed() as e:
+                self._diff_failed(e)
+            case ViewsBuilt() as e:
+                self._views_built(e)
+            case StepReported() as e:
+                if self.busy:
+                    self.query_one(Activity).step = f"{e.op} {e.env}: {e.step}"
+            case OperationDone() as e:
+                self._operation_done(e)
+            case OperationFailed() as e:
+                self._operation_over()
+                self.notify(e.error, title=f"{e.op} {e.env}: not done", severity=e.severity, timeout=10)
+            case PreviewLoaded() as e:
+                self._preview_loaded(e)
 
     # reading the workspace -------------------------------------------------------------
-    @work(thread=True, group="poll", exit_on_error=False)
-    def poll(self) -> None:
-        """Read environments and journal, post them when they change; wait for a kick or the interval."""
-        worker = get_current_worker()
-        reader = None
-        last: Any = None
-        said: str | None = None
-        try:
-            while not worker.is_cancelled and not self._stop_poll.is_set():
-                try:
-                    if reader is None:
-                        reader = self.wb.open_reader()
-                    envs = reader.list_envs()
-                    journal = reader.journal(limit=10)
-                    pending = reader.pending()
-                    seen = ([e.as_dict() for e in envs], [j.as_dict() for j in journal], [p.id for p in pending])
-                    said = None
-                    if seen != last:
-                        last = seen
-                        self.post_message(WorkspaceRead(envs, journal, pending))
-                except Exception as exc:  # e.g. repro.yaml broken while being edited: say so once, keep trying
-                    text = _error_text(exc)
-                    if text != said:
-                        said = text
-                        self.post_message(WorkspaceUnreadable(text))
-                    if reader is not None:
-                        reader.close()
-                        reader = None
-                self._kick.wait(self.wb.poll_interval)
-                self._kick.clear()
-        finally:
-            if reader is not None:
-                reader.close()
-
-    def on_workspace_read(self, message: WorkspaceRead) -> None:
+    def _workspace_read(self, message: WorkspaceRead) -> None:
         self.envs = {e.name: e for e in message.envs}
         now = self.wb.clock()
         env_list = self.query_one(EnvList)
@@ -268,9 +248,7 @@ class MainScreen(Screen[None]):
         self._diff_timer = self.set_timer(max(delay, 0.01), self.restart_diff)  # a 0 s timer divides by 0
 
     def restart_diff(self) -> None:
-        if self._stop_diff is not None:
-            self._stop_diff.set()
-            self._stop_diff = None
+        self.gateway.stop_diff()
         self.generation += 1
         self._update_title()
         pair = self.diff_pair()
@@ -285,38 +263,9 @@ class MainScreen(Screen[None]):
             return
         self.diff_pending = True
         diff.set_status(f"{pair[0]} ↔ {pair[1]} · computing the diff …  (esc stops it)")
-        self._stop_diff = threading.Event()
-        self.live_diff(pair[0], pair[1], self.generation, self._stop_diff)
+        self.gateway.watch(pair[0], pair[1], self.generation)
 
-    @work(thread=True, exclusive=True, group="diff", exit_on_error=False)
-    def live_diff(self, left: str, right: str, generation: int, stop: threading.Event) -> None:
-        """The live diff: the engine's watch calls back with each new report until stopped."""
-        reader = None
-        try:
-            reader = self.wb.open_reader()
-
-            def deliver(report: Any) -> None:
-                if not stop.is_set():
-                    self.post_message(DiffComputed(left, right, report, generation))
-
-            def failed(exc: ReproError) -> None:  # the watch goes on: the next change may mend it
-                if not stop.is_set():
-                    self.post_message(DiffFailed(left, right, _error_text(exc), generation))
-
-            if _has_watch():
-                reader.watch(left, right, deliver, stop, limit=self.wb.diff_limit, on_error=failed)
-            else:  # an engine without the watch API: recompute every couple of seconds
-                while not stop.is_set():
-                    deliver(reader.diff(left, right, limit=self.wb.diff_limit))
-                    stop.wait(1.0)
-        except Exception as exc:
-            if not stop.is_set():
-                self.post_message(DiffFailed(left, right, _error_text(exc), generation))
-        finally:
-            if reader is not None:
-                reader.close()
-
-    def on_diff_computed(self, message: DiffComputed) -> None:
+    def _diff_computed(self, message: DiffComputed) -> None:
         if message.generation != self.generation:
             return
         self.report = message.report
@@ -324,7 +273,7 @@ class MainScreen(Screen[None]):
         self._last_diff_error = None
         self._show_report()
 
-    def on_diff_failed(self, message: DiffFailed) -> None:
+    def _diff_failed(self, message: DiffFailed) -> None:
         if message.generation != self.generation:
             return
         self.diff_pending = False
@@ -336,24 +285,20 @@ class MainScreen(Screen[None]):
     def _show_report(self) -> None:
         if self.report is None:
             return
-        size = len(self.report.config) + len(self.report.services) + len(self.report.data)
+        report, show_intended, needle = self.report, self.show_intended, self.needle
+        size = len(report.config) + len(report.services) + len(report.data)
         if size > BIG_REPORT:
-            self.query_one(DiffView).set_status(f"{self.report.left} ↔ {self.report.right} · "
-                                                f"arranging {size:,} changes …")
-            self.build_views(self.report, self.show_intended, self.needle, self.generation)
+            self.query_one(DiffView).set_status(f"{report.left} ↔ {report.right} · arranging {size:,} changes …")
+            self.gateway.build_views(lambda: build_views(report, show_intended, needle), self.generation)
         else:
-            self._apply_views(build_views(self.report, self.show_intended, self.needle))
+            self._apply_views(build_views(report, show_intended, needle))
 
-    @work(thread=True, exclusive=True, group="views", exit_on_error=False)
-    def build_views(self, report: Any, show_intended: bool, needle: str, generation: int) -> None:
-        self.post_message(ViewsBuilt(build_views(report, show_intended, needle), generation))
-
-    def on_views_built(self, message: ViewsBuilt) -> None:
+    def _views_built(self, message: ViewsBuilt) -> None:
         views = message.views
         if views.report is self.report and views.show_intended == self.show_intended and views.needle == self.needle:
             self._apply_views(views)
 
-    def _apply_views(self, views: Any) -> None:
+    def _apply_views(self, views: DiffViews) -> None:
         diff = self.query_one(DiffView)
         diff.show(views)
         report = views.report
@@ -392,92 +337,38 @@ class MainScreen(Screen[None]):
 
     def on_key(self, event: events.Key) -> None:
         """A key whose action cannot apply now says why, instead of doing nothing."""
-        for namespace, bindings in self._modal_binding_chain:
-            if namespace is not self:
-                continue
-            for binding in bindings.key_to_bindings.get(event.key, ()):
-                reason = refusal(binding.action, self.situation())
-                if reason:
-                    event.stop()
-                    self.notify(reason, severity="warning", timeout=6)
-                    return
+        action = action_for_key(event.key, self.wb.keymap)
+        reason = refusal(action, self.situation()) if action else None
+        if reason:
+            event.stop()
+            self.notify(reason, severity="warning", timeout=6)
 
     def key_for(self, binding_id: str) -> str:
         keys = self.wb.keymap.get(binding_id) or next(k.key for k in KEYS if k.id == binding_id)
         return key_display(keys.split(",")[0])
 
     # operations -----------------------------------------------------------------------
-    def run_operation(self, op: str, env: str, done: type[OperationDone],
-                      call: Callable[[Callable[[str], None]], Any]) -> None:
-        """Run one change of the workspace in a thread; the screen stays responsive."""
+    def run_operation(self, op: str, env: str, done: type[OperationDone], call: Call) -> None:
+        """Run one change of the workspace through the gateway; the screen stays responsive."""
         self._busy_env = env
         self.busy = f"{op} {env}"
         self.query_one(Activity).step = f"{op} {env} …"
-        self.operation(op, env, done, call)
-
-    @work(thread=True, group="operations", exit_on_error=False)
-    def operation(self, op: str, env: str, done: type[OperationDone],
-                  call: Callable[[Callable[[str], None]], Any]) -> None:
-        """Never exclusive, never cancelled: a half-run operation is the engine's to finish or roll back."""
-        started = time.perf_counter()
-
-        def progress(step: str) -> None:
-            self.post_message(StepReported(op, env, step))
-
-        try:
-            result = call(progress)
-        except ReproError as exc:
-            self.post_message(OperationFailed(op, env, str(exc), "warning" if exc.code == 2 else "error"))
-            return
-        except Exception as exc:
-            self.post_message(OperationFailed(op, env, _error_text(exc)))
-            return
-        self.post_message(done(op, env, result, time.perf_counter() - started))
-
-    def on_step_reported(self, message: StepReported) -> None:
-        if self.busy:
-            self.query_one(Activity).step = f"{message.op} {message.env}: {message.step}"
-
-    def on_workspace_unreadable(self, message: WorkspaceUnreadable) -> None:
-        self.notify(message.error, title="cannot read the workspace", severity="warning", timeout=10)
+        self.gateway.run(op, env, done, call)
 
     def _operation_over(self) -> None:
         self.busy = None
         self._busy_env = None
         self.query_one(Activity).step = None
-        self._kick.set()
+        self.gateway.kick()
 
-    def on_operation_failed(self, message: OperationFailed) -> None:
-        self._operation_over()
-        self.notify(message.error, title=f"{message.op} {message.env}: not done", severity=message.severity,
-                    timeout=10)
-
-    @on(OperationDone)
     def _operation_done(self, message: OperationDone) -> None:
         self._operation_over()
-        self.notify(self._done_text(message), title=f"{message.op} {message.env}: done", timeout=8)
+        self.notify(message.summary(self.key_for("undo-reset")), title=f"{message.op} {message.env}: done",
+                    timeout=8)
         if isinstance(message, CloneForked):
             self._select_next = message.env
         if message.env == self.selected or isinstance(message, CloneForked | CloneDestroyed):
             self._schedule_diff(0.05)
-
-    def _done_text(self, message: OperationDone) -> str:
-        env, value, took = message.env, message.result, duration(message.seconds)
-        undo = self.key_for("undo-reset")
-        if isinstance(message, CloneForked):
-            return f"{env} forked in {took}: its own branch, services and scrubbed data."
-        if isinstance(message, SnapshotTaken):
-            return f"snapshot {env}@{value.name} taken in {took}."
-        if isinstance(message, CloneReset):
-            return f"{env} reset to {value.name} in {took}. Press {undo} to undo."
-        if isinstance(message, ResetUndone):
-            return f"{env} is back as it was before the reset ({undo} again redoes it)."
-        if isinstance(message, ClonePromoted):
-            merged = f", merged into {value.merged_into}" if value.merged_into else ""
-            return f"committed {value.commit[:10]} on {value.branch}{merged}."
-        if isinstance(message, CloneDestroyed):
-            return f"{env} destroyed." + "".join(f" {note}" for note in value or [])
-        return f"{env} {'started' if isinstance(message, ServicesStarted) else 'stopped'}."
 
     # actions --------------------------------------------------------------------------
     def _clone(self) -> str:
@@ -493,7 +384,7 @@ class MainScreen(Screen[None]):
         def forked(request: ForkRequest | None) -> None:
             if request is not None:
                 self.run_operation("fork", request.name, CloneForked,
-                                   lambda p: self.wb.ws.fork(request.source, request.name, progress=p))
+                                   lambda ws, p: ws.fork(request.source, request.name, progress=p))
 
         self.app.push_screen(ForkDialog(sources, {e.name for e in clones}), forked)
 
@@ -505,18 +396,17 @@ class MainScreen(Screen[None]):
 
         def named(name: str | None) -> None:
             if name is not None:
-                self.run_operation("snapshot", env, SnapshotTaken,
-                                   lambda p: self.wb.ws.snapshot(env, name, progress=p))
+                self.run_operation("snapshot", env, SnapshotTaken, lambda ws, p: ws.snapshot(env, name, progress=p))
 
         self.app.push_screen(SnapshotNameDialog(env, taken), named)
 
     def action_reset(self) -> None:
         env = self._clone()
-        self.run_operation("reset", env, CloneReset, lambda p: self.wb.ws.reset(env, progress=p))
+        self.run_operation("reset", env, CloneReset, lambda ws, p: ws.reset(env, progress=p))
 
     def action_undo_reset(self) -> None:
         env = self._clone()
-        self.run_operation("undo-reset", env, ResetUndone, lambda p: self.wb.ws.undo_reset(env, progress=p))
+        self.run_operation("undo-reset", env, ResetUndone, lambda ws, p: ws.undo_reset(env, progress=p))
 
     def action_choose_snapshot(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog
@@ -529,7 +419,7 @@ class MainScreen(Screen[None]):
         def chosen(snapshot: str | None) -> None:
             if snapshot is not None:
                 self.run_operation("reset", env, CloneReset,
-                                   lambda p: self.wb.ws.reset(env, snapshot=snapshot, progress=p))
+                                   lambda ws, p: ws.reset(env, snapshot=snapshot, progress=p))
 
         self.app.push_screen(ChooseDialog(f"Reset {env} to …", "Its data goes back to the snapshot at once "
                                           f"({self.key_for('undo-reset')} undoes it).", choices), chosen)
@@ -537,22 +427,9 @@ class MainScreen(Screen[None]):
     def action_promote(self) -> None:
         env = self._clone()
         self.query_one(Activity).step = f"promote {env}: reading what would be committed …"
-        self.load_preview(env)
+        self.gateway.load_preview(env)
 
-    @work(thread=True, group="preview", exit_on_error=False)
-    def load_preview(self, env: str) -> None:
-        reader = None
-        try:
-            reader = self.wb.open_reader()
-            files, text = reader.promote_preview(env)
-            self.post_message(PreviewLoaded(env, files, text))
-        except Exception as exc:
-            self.post_message(PreviewLoaded(env, [], "", error=_error_text(exc)))
-        finally:
-            if reader is not None:
-                reader.close()
-
-    def on_preview_loaded(self, message: PreviewLoaded) -> None:
+    def _preview_loaded(self, message: PreviewLoaded) -> None:
         from workbench.tui.dialogs.promote import PromoteDialog
 
         if not self.busy:
@@ -567,8 +444,7 @@ class MainScreen(Screen[None]):
         def promoted(request: PromoteRequest | None) -> None:
             if request is not None:
                 self.run_operation("promote", env, ClonePromoted,
-                                   lambda p: self.wb.ws.promote(env, request.message, merge=request.merge,
-                                                                progress=p))
+                                   lambda ws, p: ws.promote(env, request.message, merge=request.merge, progress=p))
 
         self.app.push_screen(PromoteDialog(env, branch, self.wb.prod_branch, message.files, message.diff_text),
                              promoted)
@@ -581,7 +457,7 @@ class MainScreen(Screen[None]):
         def confirmed(answer: Confirmed | None) -> None:
             if answer is not None:
                 self.run_operation("destroy", env, CloneDestroyed,
-                                   lambda p: self.wb.ws.destroy(env, force=answer.option, progress=p))
+                                   lambda ws, p: ws.destroy(env, force=answer.option, progress=p))
 
         self.app.push_screen(TypedConfirmDialog(
             f"Destroy {env}",
@@ -594,9 +470,9 @@ class MainScreen(Screen[None]):
         env = self.selected or PROD
         info = self.envs.get(env)
         if info is not None and info.state in ("running", "partial"):
-            self.run_operation("stop", env, ServicesStopped, lambda p: self.wb.ws.stop(env, progress=p))
+            self.run_operation("stop", env, ServicesStopped, lambda ws, p: ws.stop(env, progress=p))
         else:
-            self.run_operation("start", env, ServicesStarted, lambda p: self.wb.ws.start(env, progress=p))
+            self.run_operation("start", env, ServicesStarted, lambda ws, p: ws.start(env, progress=p))
 
     def action_logs(self) -> None:
         from workbench.tui.dialogs.logs import LogsDialog
@@ -607,7 +483,7 @@ class MainScreen(Screen[None]):
         if not services:
             self.notify("this environment has no service, so there are no logs.", severity="warning")
             return
-        self.app.push_screen(LogsDialog(env, services, self.wb.log_reader(env)))
+        self.app.push_screen(LogsDialog(env, services, self.gateway.log_reader(env)))
 
     def action_compare(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog
@@ -665,8 +541,7 @@ class MainScreen(Screen[None]):
             self.needle = ""
             diff.show_tab(diff.active_tab)
             return
-        if self.diff_pending and self._stop_diff is not None:
-            self._stop_diff.set()
+        if self.diff_pending and self.gateway.stop_diff():
             self.diff_pending = False
             pair = self.diff_pair()
             diff.set_status(f"{pair[0]} ↔ {pair[1]} · diff stopped; select the clone again to restart it"

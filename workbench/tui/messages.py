@@ -1,28 +1,45 @@
-"""What the screen's workers tell it: messages named as past events.
+"""What the screen's gateway tells it: messages named as past events.
 
-Workers run engine calls in threads and never touch a widget; they post one of these,
-and the screen updates itself in its own thread.
+Plain dataclasses (no Textual here): the gateway posts them from its threads, the screen
+wraps each in one Textual message and handles it in its own thread. ``can_replace`` lets a
+flood of one kind collapse into the newest. An ``OperationDone`` knows its own summary.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from textual.message import Message
+from workbench.formats import duration
+
+Severity = Literal["information", "warning", "error"]
+
+
+class Event:
+    def can_replace(self, other: Event) -> bool:
+        """Whether this event makes ``other`` (queued, not yet handled) useless."""
+        return False
 
 
 @dataclass
-class WorkspaceRead(Message):
+class WorkspaceRead(Event):
     """The environments and the journal, as read by the poller."""
 
     envs: list[Any]
     journal: list[Any]
     pending: list[Any] = field(default_factory=list)
+    recovered: list[Any] = field(default_factory=list)
 
 
 @dataclass
-class DiffComputed(Message):
+class WorkspaceUnreadable(Event):
+    """The poller could not read the workspace (said once per distinct problem)."""
+
+    error: str
+
+
+@dataclass
+class DiffComputed(Event):
     """A new diff of ``left`` against ``right`` (from a refresh or from the watch)."""
 
     left: str
@@ -30,13 +47,13 @@ class DiffComputed(Message):
     report: Any
     generation: int
 
-    def can_replace(self, message: Message) -> bool:
+    def can_replace(self, other: Event) -> bool:
         # A flood of watch updates collapses into the newest one.
-        return isinstance(message, DiffComputed) and message.left == self.left and message.right == self.right
+        return isinstance(other, DiffComputed) and other.left == self.left and other.right == self.right
 
 
 @dataclass
-class DiffFailed(Message):
+class DiffFailed(Event):
     left: str
     right: str
     message: str
@@ -44,98 +61,115 @@ class DiffFailed(Message):
 
 
 @dataclass
-class StepReported(Message):
+class ViewsBuilt(Event):
+    """The diff pane's views of a large report, built off the screen's thread."""
+
+    views: Any
+    generation: int
+
+    def can_replace(self, other: Event) -> bool:
+        return isinstance(other, ViewsBuilt)
+
+
+@dataclass
+class StepReported(Event):
     """An operation under way reached a new step (the engine's progress callback)."""
 
     op: str
     env: str
     step: str
 
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, StepReported)
+    def can_replace(self, other: Event) -> bool:
+        return isinstance(other, StepReported)
 
 
 @dataclass
-class OperationDone(Message):
-    """An operation that changes the workspace succeeded. Subclasses name what happened."""
-
-    op: str
-    env: str
-    result: Any
-    seconds: float
-
-
-class CloneForked(OperationDone):
-    """``result``: the new clone's EnvInfo."""
-
-
-class SnapshotTaken(OperationDone):
-    """``result``: the SnapshotInfo."""
-
-
-class CloneReset(OperationDone):
-    """``result``: the SnapshotInfo the clone was reset to."""
-
-
-class ResetUndone(OperationDone):
-    """The clone is back as it was before its last reset."""
-
-
-class ClonePromoted(OperationDone):
-    """``result``: the PromoteResult (commit, branch, merged_into)."""
-
-
-class CloneDestroyed(OperationDone):
-    """``result``: notes for the user (e.g. a branch that was kept)."""
-
-
-class ServicesStarted(OperationDone):
-    pass
-
-
-class ServicesStopped(OperationDone):
-    pass
-
-
-@dataclass
-class OperationFailed(Message):
-    """An operation was refused or failed; ``error`` is the engine's message and hint."""
-
-    op: str
-    env: str
-    error: str
-    severity: str = "error"
-
-
-@dataclass
-class WorkspaceUnreadable(Message):
-    """The poller could not read the workspace (said once per distinct problem)."""
-
-    error: str
-
-
-@dataclass
-class LogsRead(Message):
-    lines: list[str]
-    error: str | None = None
-
-
-@dataclass
-class ViewsBuilt(Message):
-    """The diff pane's views of a large report, built off the screen's thread."""
-
-    views: Any
-    generation: int
-
-    def can_replace(self, message: Message) -> bool:
-        return isinstance(message, ViewsBuilt)
-
-
-@dataclass
-class PreviewLoaded(Message):
+class PreviewLoaded(Event):
     """What a promote would commit (read before the promote dialog opens)."""
 
     env: str
     files: list[str]
     diff_text: str
     error: str | None = None
+
+
+@dataclass
+class OperationFailed(Event):
+    """An operation was refused or failed; ``error`` is the engine's message and hint."""
+
+    op: str
+    env: str
+    error: str
+    severity: Severity = "error"
+
+
+@dataclass
+class OperationDone(Event):
+    """An operation that changes the workspace succeeded. Subclasses name what happened
+    and say it in words (``undo_key`` is the key that undoes a reset)."""
+
+    op: str
+    env: str
+    result: Any
+    seconds: float
+
+    @property
+    def took(self) -> str:
+        return duration(self.seconds)
+
+    def summary(self, undo_key: str) -> str:
+        return f"{self.op} {self.env}: done in {self.took}."
+
+
+class CloneForked(OperationDone):
+    """``result``: the new clone's EnvInfo."""
+
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} forked in {self.took}: its own branch, services and scrubbed data."
+
+
+class SnapshotTaken(OperationDone):
+    """``result``: the SnapshotInfo."""
+
+    def summary(self, undo_key: str) -> str:
+        return f"snapshot {self.env}@{self.result.name} taken in {self.took}."
+
+
+class CloneReset(OperationDone):
+    """``result``: the SnapshotInfo the clone was reset to."""
+
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} reset to {self.result.name} in {self.took}. Press {undo_key} to undo."
+
+
+class ResetUndone(OperationDone):
+    """The clone is back as it was before its last reset."""
+
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} is back as it was before the reset ({undo_key} again redoes it)."
+
+
+class ClonePromoted(OperationDone):
+    """``result``: the PromoteResult (commit, branch, merged_into)."""
+
+    def summary(self, undo_key: str) -> str:
+        r = self.result
+        merged = f", merged into {r.merged_into}" if r.merged_into else ""
+        return f"committed {r.commit[:10]} on {r.branch}{merged}."
+
+
+class CloneDestroyed(OperationDone):
+    """``result``: notes for the user (e.g. a branch that was kept)."""
+
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} destroyed." + "".join(f" {note}" for note in self.result or [])
+
+
+class ServicesStarted(OperationDone):
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} started."
+
+
+class ServicesStopped(OperationDone):
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} stopped."

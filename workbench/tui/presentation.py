@@ -11,6 +11,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from workbench.formats import age, count, duration, size  # noqa: F401 - the screen's formatters too
+
 # --- states -----------------------------------------------------------------------
 
 STATE_SYMBOLS: dict[str, str] = {
@@ -49,47 +51,6 @@ def state_label(state: str) -> str:
 
 def state_tone(state: str) -> str:
     return STATE_TONES.get(state, "quiet")
-
-
-# --- times and sizes --------------------------------------------------------------
-
-def age(ts: float | None, now: float) -> str:
-    """How long ago ``ts`` was, in one short unit: ``12s``, ``5m``, ``3h``, ``2d``."""
-    if not ts:
-        return "-"
-    seconds = max(0.0, now - ts)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
-
-
-def duration(seconds: float | None) -> str:
-    """How long something took: ``85 ms``, ``1.2 s``, ``2m 05s``."""
-    if seconds is None:
-        return "…"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes}m {rest:02d}s"
-
-
-def size(n: int | None) -> str:
-    if not n:
-        return "0 B"
-    value = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GB"  # pragma: no cover - the loop always returns
-
-
-def count(n: int, word: str) -> str:
-    """``1 snapshot``, ``3 snapshots``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 # --- environments -----------------------------------------------------------------
@@ -440,7 +401,7 @@ class DiffViews:
 def build_views(report: Any, show_intended: bool, needle: str = "") -> DiffViews:
     sections: dict[str, Sequence[int]] = {}
     counts: dict[str, tuple[int, int, int]] = {}
-    more_of = {}
+    more_of: dict[str, int] = {}
     for g in getattr(report, "groups", []) or []:
         more_of[g.section] = more_of.get(g.section, 0) + (g.more or 0)
     for name in SECTIONS:

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Log, Select, Static
 from textual.worker import get_current_worker
 
 from workbench.errors import ReproError
-from workbench.tui.messages import LogsRead
 
 ReadLogs = Callable[[str], list[str]]
 """Reads the last lines of a service's log (called in a thread)."""
+
+
+@dataclass
+class LogsRead(Message):
+    lines: list[str]
+    error: str | None = None
 
 
 class LogsDialog(ModalScreen[None]):
