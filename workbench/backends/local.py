@@ -97,6 +97,67 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def spawn(run_dir: Path, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int | None,
+          what: str) -> subprocess.Popen:
+    """Start a process of an environment in its own process group, its output appended to
+    ``run_dir/NAME.log`` and its pid recorded in ``run_dir/NAME.pid`` before it runs: if
+    repro-tui is killed in between, it exits instead of running unrecorded (no stop, destroy
+    or recovery could find it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / f"{name}.log", "ab")
+    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n".encode())
+    log.flush()
+    gate_r, gate_w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _GATE, str(gate_r), *argv], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, pass_fds=(gate_r,))
+    except OSError:
+        os.close(gate_w)
+        raise
+    finally:
+        log.close()
+        os.close(gate_r)
+    try:
+        (run_dir / f"{name}.pid").write_text(json.dumps(
+            {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
+        os.write(gate_w, b"1")
+    finally:
+        os.close(gate_w)
+    return proc
+
+
+def running_pid(run_dir: Path, name: str) -> int | None:
+    """The pid of a recorded process of an environment that still runs (not a reused pid)."""
+    try:
+        info = json.loads((run_dir / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
+        return int(pid)
+    return None
+
+
+def stop_process(run_dir: Path, name: str, grace: float = STOP_GRACE) -> None:
+    """TERM to a recorded process's group, KILL after ``grace``; its pid file removed."""
+    pid = running_pid(run_dir, name)
+    if pid:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.02)
+            if not _alive(pid):
+                break
+    (run_dir / f"{name}.pid").unlink(missing_ok=True)
+
+
 class LocalBackend(Backend):
     name = "local"
 
@@ -125,6 +186,10 @@ class LocalBackend(Backend):
             values[f"ports.{name}"] = str(port)
         for name, path in ctx.store_paths.items():
             values[f"stores.{name}.path"] = q(path)
+        if not ctx.is_prod:   # {mail.host}, {mail.port}: the clone's mail sink
+            from workbench.backends import edge_process
+
+            values.update(edge_process.values(ctx.run_dir))
         out = text
         for key, value in values.items():
             out = out.replace("{" + key + "}", value)
@@ -157,17 +222,18 @@ class LocalBackend(Backend):
             return None
 
     def _running_pid(self, ctx: EnvContext, service: str) -> int | None:
-        info = self._read_pid(ctx, service)
-        if not info:
-            return None
-        pid = info.get("pid")
-        if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
-            return int(pid)
-        return None
+        return running_pid(ctx.run_dir, service)
 
     # operations -----------------------------------------------------------------
     def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        if not ctx.is_prod:   # the clone's mail sink first: its services may mail as they start
+            from workbench.backends import edge_process
+
+            if progress and not edge_process.running(ctx.run_dir):
+                progress("starting the mail sink")
+            edge_process.start(ctx.run_dir, ctx.name,
+                               edge_process.plan(ctx.run_dir, "127.0.0.1", set(ctx.ports.values())))
         started: list[str] = []
         for name in self._order(ctx):
             svc = ctx.services[name]
@@ -188,34 +254,15 @@ class LocalBackend(Backend):
             if port:
                 env["PORT"] = str(port)
             cwd = ctx.worktree / svc.cwd if svc.cwd else ctx.worktree
-            log = open(self.log_file(ctx, name), "ab")
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} in {ctx.name}\n".encode())
-            log.flush()
             exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
             if not exe or not os.access(cwd / exe, os.X_OK):
-                log.close()
                 raise BackendError(f"cannot start {ctx.name}/{name}: no such program: {argv[0]}",
                                    f"Check 'command' of service '{name}' in repro.yaml.")
-            # the service waits until its pid file is written: if repro-tui is killed in between,
-            # it exits instead of running unrecorded (no stop, destroy or recovery could find it)
-            gate_r, gate_w = os.pipe()
             try:
-                proc = subprocess.Popen([sys.executable, "-c", _GATE, str(gate_r), *argv], cwd=cwd, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, pass_fds=(gate_r,))
+                proc = spawn(ctx.run_dir, name, argv, env, cwd, port, f"starting {name} in {ctx.name}")
             except OSError as exc:
-                os.close(gate_w)
                 raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
                                    f"Check 'command' of service '{name}' in repro.yaml.") from None
-            finally:
-                log.close()
-                os.close(gate_r)
-            try:
-                self._pid_file(ctx, name).write_text(json.dumps(
-                    {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
-                os.write(gate_w, b"1")
-            finally:
-                os.close(gate_w)
             started.append(name)
             self._wait_healthy(ctx, name, svc, proc)
 
@@ -291,31 +338,20 @@ class LocalBackend(Backend):
         return policy, values
 
     def _stop_one(self, ctx: EnvContext, name: str) -> None:
-        pid = self._running_pid(ctx, name)
-        if pid:
-            for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 2.0)):
-                try:
-                    os.killpg(pid, sig)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    os.kill(pid, sig)
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline and _alive(pid):
-                    time.sleep(0.02)
-                if not _alive(pid):
-                    break
-        self._pid_file(ctx, name).unlink(missing_ok=True)
+        stop_process(ctx.run_dir, name)
 
     def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         names = list(reversed(self._order(ctx)))
         # also stop services that ran but are no longer declared (a pid file without a service)
         if ctx.run_dir.exists():
-            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names]
+            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names and p.stem != "_edge"]
         for name in names:
             if progress and self._running_pid(ctx, name):
                 progress(f"stopping {name}")
             self._stop_one(ctx, name)
+        from workbench.backends import edge_process  # the mail sink last, as it came first
+
+        edge_process.stop(ctx.run_dir)
 
     def status(self, ctx: EnvContext) -> dict[str, ServiceStatus]:
         out = {}
