@@ -221,7 +221,7 @@ def endpoints(key: str, value: str) -> list[Endpoint]:
     if out or "{" in value:
         return out
     text = value.strip()
-    if has_port(text) and not text.replace(":", "").replace(".", "").isdigit():
+    if has_port(text):
         ep = parse_allow(text)
         if ep is not None and (_is_ip(ep.host) or "." in ep.host or set(words(key)) & _HOSTISH_KEY):
             return [ep]
