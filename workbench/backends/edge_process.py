@@ -20,6 +20,7 @@ from workbench.backends.local import free_port, port_open, running_pid, spawn, s
 from workbench.errors import BackendError
 
 NAME = "_edge"          # a service's name starts with a letter: no service has this one
+PORTS = "_ports"        # Docker: the forwarders of published ports, started once the containers run
 START_TIMEOUT = 15.0
 
 
@@ -27,13 +28,13 @@ def mail_folder(run_dir: Path) -> Path:
     return run_dir / "mail"
 
 
-def _config_file(run_dir: Path) -> Path:
-    return run_dir / f"{NAME}.json"
+def _config_file(run_dir: Path, name: str = NAME) -> Path:
+    return run_dir / f"{name}.json"
 
 
-def read_config(run_dir: Path) -> dict[str, Any]:
+def read_config(run_dir: Path, name: str = NAME) -> dict[str, Any]:
     try:
-        data = json.loads(_config_file(run_dir).read_text())
+        data = json.loads(_config_file(run_dir, name).read_text())
         return data if isinstance(data, dict) else {}
     except (OSError, ValueError):
         return {}
@@ -58,8 +59,8 @@ def expand(text: str, vals: dict[str, str]) -> str:
     return text
 
 
-def running(run_dir: Path) -> bool:
-    return running_pid(run_dir, NAME) is not None
+def running(run_dir: Path, name: str = NAME) -> bool:
+    return running_pid(run_dir, name) is not None
 
 
 def _port(host: str, previous: Any, avoid: set[int]) -> int:
@@ -85,40 +86,49 @@ def plan(run_dir: Path, host: str, avoid: set[int], forwards: list[dict[str, Any
     return cfg
 
 
-def write_plan(run_dir: Path, cfg: dict[str, Any]) -> None:
+def write_plan(run_dir: Path, cfg: dict[str, Any], name: str = NAME) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    tmp = _config_file(run_dir).with_suffix(".tmp")
+    tmp = _config_file(run_dir, name).with_suffix(".tmp")
     tmp.write_text(json.dumps(cfg, indent=1))
-    os.replace(tmp, _config_file(run_dir))
+    os.replace(tmp, _config_file(run_dir, name))
 
 
-def start(run_dir: Path, env: str, cfg: dict[str, Any]) -> None:
-    """(Re)start the edge with ``cfg`` and wait until it listens. One already running with
-    the same settings is left as it is."""
-    if running(run_dir) and read_config(run_dir) == cfg:
+def start(run_dir: Path, env: str, cfg: dict[str, Any], name: str = NAME) -> None:
+    """(Re)start an edge process with ``cfg`` and wait until it listens on every address it
+    lists. One already running with the same settings is left as it is."""
+    if running(run_dir, name) and read_config(run_dir, name) == cfg:
         return
-    stop(run_dir)
-    write_plan(run_dir, cfg)
+    stop(run_dir, name)
+    write_plan(run_dir, cfg, name)
     mail_folder(run_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
-    proc = spawn(run_dir, NAME, [sys.executable, "-m", "workbench.edge", str(_config_file(run_dir))],
-                 dict(os.environ), run_dir, None, f"starting the mail sink of {env}")
-    host, port = cfg["mail"]["listen"]
+    what = "the mail sink" if name == NAME else "the port forwarders"
+    proc = spawn(run_dir, name, [sys.executable, "-m", "workbench.edge", str(_config_file(run_dir, name))],
+                 dict(os.environ), run_dir, None, f"starting {what} of {env}")
+    listens = [cfg["mail"]["listen"]] if cfg.get("mail") else []
+    listens += [f["listen"] for f in cfg.get("forwards", [])]
+    listens += [cfg["proxy"]["listen"]] if cfg.get("proxy") else []
     deadline = time.monotonic() + START_TIMEOUT
-    while not port_open(port, host):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            stop(run_dir)
-            raise BackendError(f"the mail sink of {env} did not start on {host}:{port}. Its last lines:\n"
-                               + tail(run_dir), f"Its log: {run_dir / (NAME + '.log')}")
-        time.sleep(0.02)
+    for host, port in listens:
+        while not port_open(port, host):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                stop(run_dir, name)
+                raise BackendError(f"{what} of {env} did not start on {host}:{port}. Its last lines:\n"
+                                   + tail(run_dir, name), f"Its log: {run_dir / (name + '.log')}")
+            time.sleep(0.02)
 
 
-def stop(run_dir: Path) -> None:
-    stop_process(run_dir, NAME, grace=3.0)
+def stop(run_dir: Path, name: str = NAME) -> None:
+    stop_process(run_dir, name, grace=3.0)
 
 
-def tail(run_dir: Path, lines: int = 5) -> str:
+def stop_all(run_dir: Path) -> None:
+    for name in (PORTS, NAME):
+        stop(run_dir, name)
+
+
+def tail(run_dir: Path, name: str = NAME, lines: int = 5) -> str:
     try:
-        text = (run_dir / f"{NAME}.log").read_text(errors="replace")
+        text = (run_dir / f"{name}.log").read_text(errors="replace")
     except OSError:
         return "  (no log)"
     return "\n".join("  " + line for line in text.splitlines()[-lines:])

@@ -344,7 +344,7 @@ class LocalBackend(Backend):
         names = list(reversed(self._order(ctx)))
         # also stop services that ran but are no longer declared (a pid file without a service)
         if ctx.run_dir.exists():
-            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names and p.stem != "_edge"]
+            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names and not p.stem.startswith("_")]
         for name in names:
             if progress and self._running_pid(ctx, name):
                 progress(f"stopping {name}")
