@@ -31,6 +31,18 @@ SEND = r"""#!/bin/sh
 """
 
 
+def send_and_read(container, root) -> list[dict]:
+    """The app's mailer run in a clone's container; the mail its sink then lists."""
+    code, out = container.exec_run(["sh", "/www/send.sh"])
+    assert code == 0, out
+    for _ in range(50):
+        mails = json.loads(run_cli("mail", "b1", "--json", cwd=root).stdout)
+        if mails:
+            return mails
+        time.sleep(0.1)
+    return []
+
+
 def _reach(container, host: str, port: int) -> bool:
     code, _ = container.exec_run(["sh", "-c", f"echo x | nc -w 2 {host} {port} >/dev/null 2>&1"])
     return code == 0
@@ -102,13 +114,7 @@ def test_a_clone_container_mails_into_its_sink_and_cannot_call_out(stack, docker
     assert env["SMTP_HOST"] == gateway and env["STRIPE_SECRET_KEY"] == "disabled-by-repro-tui"
 
     # the app mails through its usual settings: the message is in the clone's sink
-    code, out = app.exec_run(["sh", "/www/send.sh"])
-    assert code == 0, out
-    for _ in range(50):
-        mails = json.loads(run_cli("mail", "b1", "--json", cwd=root).stdout)
-        if mails:
-            break
-        time.sleep(0.1)
+    mails = send_and_read(app, root)
     assert [(m["to"], m["subject"]) for m in mails] == [(["ann.customer@realmail.test"], "Your order shipped")]
     shown = run_cli("mail", "b1", "1", cwd=root).stdout
     assert "Hello Ann" in shown and "sk_live_51Qz" not in shown
