@@ -52,6 +52,8 @@ def refusal(action: str, s: Situation) -> str | None:
             return "prod's containers are never started or stopped by repro-tui."
         if not s.has_services:
             return f"{s.selected} has no service to start or stop."
+    if action == "mail" and s.kind != "clone":
+        return "prod has no mail sink: its mail goes where prod sends it. Select a clone to read what it sent."
     if action == "logs":
         if s.kind is None:
             return "no environment is selected."
