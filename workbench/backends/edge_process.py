@@ -93,6 +93,11 @@ def write_plan(run_dir: Path, cfg: dict[str, Any], name: str = NAME) -> None:
     os.replace(tmp, _config_file(run_dir, name))
 
 
+# workbench.edge, found where this very package is (whatever PYTHONPATH says)
+_EDGE = "import sys; sys.path.insert(0, sys.argv[1]); from workbench.edge import main; sys.exit(main(sys.argv[2:]))"
+_HOME = str(Path(__file__).resolve().parents[2])
+
+
 def start(run_dir: Path, env: str, cfg: dict[str, Any], name: str = NAME) -> None:
     """(Re)start an edge process with ``cfg`` and wait until it listens on every address it
     lists. One already running with the same settings is left as it is."""
@@ -102,7 +107,7 @@ def start(run_dir: Path, env: str, cfg: dict[str, Any], name: str = NAME) -> Non
     write_plan(run_dir, cfg, name)
     mail_folder(run_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     what = "the mail sink" if name == NAME else "the port forwarders"
-    proc = spawn(run_dir, name, [sys.executable, "-m", "workbench.edge", str(_config_file(run_dir, name))],
+    proc = spawn(run_dir, name, [sys.executable, "-c", _EDGE, _HOME, str(_config_file(run_dir, name))],
                  dict(os.environ), run_dir, None, f"starting {what} of {env}")
     listens = [cfg["mail"]["listen"]] if cfg.get("mail") else []
     listens += [f["listen"] for f in cfg.get("forwards", [])]
