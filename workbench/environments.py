@@ -179,7 +179,7 @@ class Environments:
         return values
 
     def _collect_secret_values(self) -> list[tuple[str, str]]:
-        from workbench.configfiles import Unparsed, file_type, matched_files, parsed, read
+        from workbench.configfiles import MAX_PARSE_BYTES, Unparsed, file_type, matched_files, parsed, read
         from workbench.secrets import tree_values
 
         ws = self.ws
@@ -205,7 +205,10 @@ class Environments:
         for env, root in roots:
             for rel, path in matched_files(root, patterns).items():
                 kind = file_type(rel)
-                if kind == "text":
+                try:   # a file too big to parse quickly is masked by shape alone
+                    if kind == "text" or path.stat().st_size > MAX_PARSE_BYTES[kind]:
+                        continue
+                except OSError:
                     continue
                 try:
                     file = rel if env == PROD else f"{env}'s {rel}"
