@@ -108,7 +108,7 @@ def start(run_dir: Path, env: str, cfg: dict[str, Any], name: str = NAME) -> Non
     mail_folder(run_dir).mkdir(parents=True, exist_ok=True, mode=0o700)
     what = "the mail sink" if name == NAME else "the port forwarders"
     proc = spawn(run_dir, name, [sys.executable, "-c", _EDGE, _HOME, str(_config_file(run_dir, name))],
-                 dict(os.environ), run_dir, None, f"starting {what} of {env}")
+                 dict(os.environ), run_dir, None, f"{what} of {env}")
     listens = [cfg["mail"]["listen"]] if cfg.get("mail") else []
     listens += [f["listen"] for f in cfg.get("forwards", [])]
     listens += [cfg["proxy"]["listen"]] if cfg.get("proxy") else []

@@ -104,16 +104,16 @@ def spawn(run_dir: Path, name: str, argv: list[str], env: dict[str, str], cwd: P
     could find it)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     log = open(run_dir / f"{name}.log", "ab")
-    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {what}\n".encode())
+    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {what}\n".encode())
     log.flush()
     gate_r, gate_w = os.pipe()
     try:
         proc = subprocess.Popen([sys.executable, "-c", _PUMP, _HOME, str(gate_r), *argv], cwd=cwd, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True, pass_fds=(gate_r,), umask=umask)
-    except OSError:
+    except OSError as exc:
         os.close(gate_w)
-        raise
+        raise BackendError(f"cannot start {what}: {exc.strerror}: {exc.filename or argv[0]}") from None
     finally:
         log.close()
         os.close(gate_r)
@@ -261,12 +261,8 @@ class LocalBackend(Backend):
             if not exe or not os.access(cwd / exe, os.X_OK):
                 raise BackendError(f"cannot start {ctx.name}/{name}: no such program: {argv[0]}",
                                    f"Check 'command' of service '{name}' in repro.yaml.")
-            try:
-                proc = spawn(ctx.run_dir, name, argv, env, cwd, port, f"starting {name} in {ctx.name}",
-                             mask=self._pump_config(ctx), umask=user_umask() if ctx.is_prod else -1)
-            except OSError as exc:
-                raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
-                                   f"Check 'command' of service '{name}' in repro.yaml.") from None
+            proc = spawn(ctx.run_dir, name, argv, env, cwd, port, f"{name} in {ctx.name}",
+                         mask=self._pump_config(ctx), umask=user_umask() if ctx.is_prod else -1)
             started.append(name)
             self._wait_healthy(ctx, name, svc, proc)
 
