@@ -39,7 +39,7 @@ TOP_KEYS = (
     "docker",
 )
 PROD_KEYS = ("branch", "compose_project")
-CLONE_KEYS = ("overrides", "scrub", "egress")
+CLONE_KEYS = ("overrides", "scrub", "egress", "stop_grace")
 OVERRIDE_KEYS = ("env", "services")
 LOCAL_SERVICE_KEYS = ("command", "port", "env", "health", "cwd", "start_timeout")
 DOCKER_SERVICE_KEYS = (
@@ -154,6 +154,9 @@ class Spec:
     not_secrets: list[str] = field(default_factory=list)
     docker: dict[str, Any] = field(default_factory=dict)
     egress_allow: list[str] = field(default_factory=list)   # clone.egress.allow: host:port a clone may reach
+    # clone.stop_grace: seconds a service of a clone gets to stop when a reset, an undo or a
+    # destroy throws its state away (default 0: killed at once; a plain stop is always graceful)
+    stop_grace: dict[str, float] = field(default_factory=dict)
 
     def scrub_rules(self, store: str) -> list[ScrubRule]:
         return [r for r in self.scrub if r.store == store]
@@ -357,6 +360,17 @@ def _parse_scrub(loc: _Loc, node: CommentedMap, stores: dict[str, StoreSpec]) ->
                 )
             rules.append(ScrubRule(store, ".".join(parts[:-1]), parts[-1], str(strategy), value))
     return rules
+
+
+def _parse_grace(loc: _Loc, clone: Any) -> dict[str, float]:
+    """``clone.stop_grace``: service -> seconds it may take to stop before a reset kills it."""
+    node = _mapping(loc, clone, "stop_grace", "seconds by service")
+    out: dict[str, float] = {}
+    for name, value in node.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 600:
+            raise _bad(loc.of_value(node, name), f"stop_grace of '{name}' must be a number of seconds, 0 to 600.")
+        out[str(name)] = float(value)
+    return out
 
 
 def _parse_egress(loc: _Loc, clone: Any) -> list[str]:
@@ -611,6 +625,7 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
     scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
     spec.scrub = _parse_scrub(loc, scrub, spec.stores)
     spec.egress_allow = _parse_egress(loc, clone)
+    spec.stop_grace = _parse_grace(loc, clone)
     spec.config_files = _str_list(loc, data, "config_files")
     spec.secrets = _str_list(loc, data, "secrets")
     spec.not_secrets = _str_list(loc, data, "not_secrets")

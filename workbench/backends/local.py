@@ -139,10 +139,12 @@ def running_pid(run_dir: Path, name: str) -> int | None:
 
 
 def stop_process(run_dir: Path, name: str, grace: float = STOP_GRACE) -> None:
-    """TERM to a recorded process's group, KILL after ``grace``; its pid file removed."""
+    """TERM to a recorded process's group, KILL after ``grace`` (at once, with no TERM, when
+    ``grace`` is 0: what is thrown away need not be asked); its pid file removed."""
     pid = running_pid(run_dir, name)
     if pid:
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        steps = ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)) if grace > 0 else ((signal.SIGKILL, 2.0),)
+        for sig, wait in steps:
             try:
                 os.killpg(pid, sig)
             except ProcessLookupError:
@@ -344,10 +346,12 @@ class LocalBackend(Backend):
         return {"key": policy.key.decode("utf-8", "surrogateescape"), "extra": sorted(policy.extra),
                 "allowed": sorted(policy.allowed), "values": sorted(set(values))}
 
-    def _stop_one(self, ctx: EnvContext, name: str) -> None:
-        stop_process(ctx.run_dir, name)
+    def _stop_one(self, ctx: EnvContext, name: str, grace: float = STOP_GRACE) -> None:
+        stop_process(ctx.run_dir, name, grace)
 
-    def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+    def _stop_services(self, ctx: EnvContext, progress: Progress | None, grace: dict[str, float] | None) -> None:
+        """Every service, the last started first; ``grace``: seconds by service for a state that
+        is thrown away (missing: killed at once), or None for a plain, graceful stop."""
         names = list(reversed(self._order(ctx)))
         # also stop services that ran but are no longer declared (a pid file without a service)
         if ctx.run_dir.exists():
@@ -355,10 +359,18 @@ class LocalBackend(Backend):
         for name in names:
             if progress and self._running_pid(ctx, name):
                 progress(f"stopping {name}")
-            self._stop_one(ctx, name)
+            self._stop_one(ctx, name, STOP_GRACE if grace is None else grace.get(name, 0.0))
+
+    def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        self._stop_services(ctx, progress, None)
         from workbench.backends import edge_process  # the mail sink last, as it came first
 
         edge_process.stop(ctx.run_dir)
+
+    def stop_for_reset(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """A reset throws the services' state away: they are killed at once (unless
+        ``clone.stop_grace`` gives one time), and the mail sink keeps running."""
+        self._stop_services(ctx, progress, self.spec.stop_grace)
 
     def status(self, ctx: EnvContext) -> dict[str, ServiceStatus]:
         out = {}
@@ -394,7 +406,10 @@ class LocalBackend(Backend):
                 yield policy.redact_text(line_b.decode("utf-8", "replace").rstrip("\n"), values)
 
     def destroy(self, ctx: EnvContext, progress: Progress | None = None) -> None:
-        self.stop(ctx, progress)
+        self._stop_services(ctx, progress, self.spec.stop_grace)
+        from workbench.backends import edge_process
+
+        edge_process.stop(ctx.run_dir)
 
     def describe(self, ctx: EnvContext) -> dict[str, dict]:
         return {name: {"command": svc.command, "env": self.service_env(ctx, svc), "port": ctx.ports.get(name)}
