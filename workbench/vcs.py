@@ -104,10 +104,19 @@ class Repo:
             return []
 
     def delete_ref(self, ref: str) -> None:
-        try:
-            self.git.update_ref("-d", ref)
-        except GitCommandError:
-            pass
+        """Delete a ref; one still locked (a git of a process killed meanwhile may still be
+        writing it) is waited for a moment, so the write does not bring it back after us."""
+        import time
+
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                self.git.update_ref("-d", ref)
+                return
+            except GitCommandError as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    return
+                time.sleep(0.05)
 
     def parents(self, commit: str) -> list[str]:
         return self.git.rev_list("--parents", "-n", "1", commit).split()[1:]
