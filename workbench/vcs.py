@@ -104,19 +104,18 @@ class Repo:
             return []
 
     def delete_ref(self, ref: str) -> None:
-        """Delete a ref; one still locked (a git of a process killed meanwhile may still be
-        writing it) is waited for a moment, so the write does not bring it back after us."""
-        import time
-
-        deadline = time.monotonic() + 5
-        while True:
+        """Delete one of repro-tui's refs. Its callers hold the workspace's writer lock, and
+        repro-tui writes these refs only under it: a ``.lock`` file left beside the ref is the
+        remains of a git killed with its repro-tui, and is removed rather than obeyed."""
+        for attempt in (1, 2):
             try:
                 self.git.update_ref("-d", ref)
                 return
             except GitCommandError as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                stale = Path(self.repo.common_dir) / f"{ref}.lock"
+                if attempt == 2 or "lock" not in str(exc).lower() or not ref.startswith("refs/repro/"):
                     return
-                time.sleep(0.05)
+                stale.unlink(missing_ok=True)
 
     def parents(self, commit: str) -> list[str]:
         return self.git.rev_list("--parents", "-n", "1", commit).split()[1:]
