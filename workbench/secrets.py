@@ -133,6 +133,8 @@ class SecretPolicy:
     def _assignment(self, m: re.Match[str]) -> str:
         if m["value"].startswith(MASK_PREFIX) or not self.is_secret_key(m["key"]):
             return m.group(0)
+        if m.start() > 0 and _MASK.match(m.string, m.start() - 1):   # a mask itself: masks never nest
+            return m.group(0)
         return f"{m['key']}{m['sep']}{self.tag(m['value'])}"
 
 
