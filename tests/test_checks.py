@@ -137,8 +137,8 @@ def test_a_check_reproduces_then_passes_after_the_fix_and_prod_only_ever_gets_ge
 
         ws.promote("b1", "Mode fixed")
         body = git(root, "log", "-1", "--format=%B", "repro/b1")
-        assert "Repro-Check: order-7: prod fail (500), b1 pass (200)" in body
-        assert "Repro-Check: refund: b1 pass (200) (clones only)" in body
+        assert "Repro-Check: order-7: prod fail 500, b1 pass 200" in body
+        assert "Repro-Check: refund: b1 pass 200 (clones only)" in body
     finally:
         ws.close()
     assert set(methods(logs, "prod")) == {"GET", "HEAD"}
@@ -218,5 +218,5 @@ def test_verdicts_read_the_same_everywhere():
     assert verdict("prod", r("prod", "fail", 500), None).text == "fails on prod: 500"
     slow = r("b1", "fail", 200, failure="latency", latency_ms=812.0)
     assert verdict("b1", slow, r("prod", "fail", 500)).text == "reproduces: 500 on prod, 200 (812 ms) in b1"
-    assert trailer("c", "b1", r("b1", "pass", 200), r("prod", "fail", 500)) == "c: prod fail (500), b1 pass (200)"
+    assert trailer("c", "b1", r("b1", "pass", 200), r("prod", "fail", 500)) == "c: prod fail 500, b1 pass 200"
     assert trailer("c", "b1", None, r("prod", "error")) == "c: prod no answer, b1 not run"

@@ -164,11 +164,11 @@ def latest_by(results: list[CheckResult]) -> dict[tuple[str, str], CheckResult]:
 
 
 def trailer(name: str, env: str, mine: CheckResult | None, prod: CheckResult | None, on_prod: bool = True) -> str:
-    """``order-1042: prod fail (500), bug1 pass (200)`` — a commit trailer's value."""
+    """``order-1042: prod fail 500, bug1 pass 200`` — a commit trailer's value."""
     def side(who: str, r: CheckResult | None) -> str:
         if r is None:
             return f"{who} not run"
-        return f"{who} {r.outcome} ({r.short})" if r.outcome in ("pass", "fail") else f"{who} {r.short}"
+        return f"{who} {r.outcome} {r.short}" if r.outcome in ("pass", "fail") else f"{who} {r.short}"
 
     if not on_prod:
         return f"{name}: {side(env, mine)} (clones only)"

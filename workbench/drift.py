@@ -310,7 +310,7 @@ def carry(ws: Workspace, env: str, drift: Drift) -> tuple[list[str], list[str]]:
             shutil.copymode(ws.root / path, target)
         carried.append(path)
     settings = [c for c in drift.containers if c.path.split(".")[1] in ws.spec.services]
-    skipped = [f"{c.path}: adopted from compose, so every clone runs it as prod does"
+    skipped = [f"{c.path} is adopted from compose, so every clone runs it as prod does"
                for c in drift.containers if c.path.split(".")[1] not in ws.spec.services]
     if settings:
         done, not_done = _carry_settings(ws, env, settings)
@@ -324,6 +324,7 @@ def _carry_settings(ws: Workspace, env: str, changes: list[Change]) -> tuple[lis
     trip, comments kept); a secret value is never written, a port or mount never changed."""
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
 
     live = {name: settings for name, (settings, _labels) in ws.backend.running_settings().items()}
     path = ws.fence.worktree(env) / "repro.yaml"
@@ -336,7 +337,7 @@ def _carry_settings(ws: Workspace, env: str, changes: list[Change]) -> tuple[lis
         svc, key = parts[1], parts[2]
         node, have = data["services"][svc], live.get(svc)
         if key not in CARRIED_KEYS or have is None:
-            skipped.append(f"{c.path}: not carried (change it in the clone's repro.yaml by hand)")
+            skipped.append(f"{c.path} is not carried (change it in the clone's repro.yaml by hand)")
             continue
         if key != "env":
             node[key] = getattr(have, key)
@@ -344,7 +345,7 @@ def _carry_settings(ws: Workspace, env: str, changes: list[Change]) -> tuple[lis
             continue
         name = parts[3]
         if c.masked or ws.secrets.is_secret_key(name):
-            skipped.append(f"{c.path}: a secret, never written into a file (set it by hand)")
+            skipped.append(f"{c.path} is a secret, never written into a file (set it by hand)")
             continue
         env_key = "environment" if "environment" in node else "env"
         current = node.get(env_key)
@@ -353,8 +354,8 @@ def _carry_settings(ws: Workspace, env: str, changes: list[Change]) -> tuple[lis
             node[env_key] = current
         if current is None:
             current = node[env_key] = CommentedMap()
-        if name in have.env:
-            current[name] = have.env[name]
+        if name in have.env:   # quoted: on, off, 1 and the like stay text for every YAML reader
+            current[name] = SingleQuotedScalarString(have.env[name])
         else:
             current.pop(name, None)
         done.append(c.path)
