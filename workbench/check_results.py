@@ -191,25 +191,40 @@ def body_diff(left: str, right: str, left_name: str, right_name: str, context: i
                                      lineterm=""))
 
 
-def response_lines(name: str, env: str, mine: CheckResult | None, prod: CheckResult | None) -> list[str]:
+def response_lines(env: str, mine: CheckResult | None, prod: CheckResult | None, on_prod: bool = True,
+                   bodies: bool = True) -> list[str]:
     """Status, latency and body of the two sides, and how the bodies differ: the detail of a
     check on a clone beside prod (the CLI's ``check ENV NAME`` and the screen's detail view)."""
     lines = []
-    sides = [(PROD, prod), (env, mine)] if env != PROD else [(PROD, mine)]
+    sides = [(PROD, prod), (env, mine)] if env != PROD and on_prod else [(env, mine)]
     width = max(len(who) for who, _ in sides)
     for who, r in sides:
         lines.append(f"  {who.ljust(width)}  {result_line(r)}")
     if env != PROD:
-        lines.append(f"  {verdict(env, mine, prod).text}")
-    bodies = [(who, r.body) for who, r in sides if r is not None and r.body]
-    if len(bodies) == 2:
-        diff = body_diff(bodies[0][1], bodies[1][1], bodies[0][0], bodies[1][0])
+        lines.append(f"  {verdict(env, mine, prod, on_prod).text}")
+    shown = [(who, r.body) for who, r in sides if r is not None and r.body] if bodies else []
+    if len(shown) == 2:
+        diff = body_diff(shown[0][1], shown[1][1], shown[0][0], shown[1][0])
         lines.append("  body: the same on both" if not diff else "  body, prod against the clone:")
         lines += [f"    {line}" for line in diff[2:]]
-    elif bodies:
-        lines.append(f"  body of {bodies[0][0]}:")
-        lines += [f"    {line}" for line in body_lines(bodies[0][1])[:20]]
+    elif shown:
+        lines.append(f"  body of {shown[0][0]}:")
+        lines += [f"    {line}" for line in body_lines(shown[0][1])[:20]]
     return lines
+
+
+def check_header(check: CheckSpec) -> str:
+    """``order-1042  GET /orders/1042 → web  (passes with status 200)``."""
+    to = f" → {check.service}" if check.service else ""
+    return f"{check.name}  {check.request}{to}  (passes with {check.expectation})"
+
+
+def detail_lines(check: CheckSpec, env: str, latest: dict[tuple[str, str], CheckResult],
+                 bodies: bool = True) -> list[str]:
+    """One check on ``env`` beside prod: its request, each side's answer, the verdict and (with
+    ``bodies``) how the bodies differ."""
+    mine, prod = latest.get((env, check.name)), latest.get((PROD, check.name))
+    return [check_header(check), *response_lines(env, mine, prod if env != PROD else None, check.on_prod, bodies)]
 
 
 def result_line(r: CheckResult | None) -> str:

@@ -10,6 +10,7 @@ caller passes a relative ``--since``. Every text is masked by the workspace's re
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 import time
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workbench.check_results import CheckResult, latest_by, verdict
-from workbench.errors import InvalidInput, NotFound, ReproError
+from workbench.errors import InvalidInput, NotFound, Refused, ReproError
 from workbench.names import FORKED, PROD, check_env_name
 
 if TYPE_CHECKING:
@@ -257,4 +258,40 @@ def since_of(text: str | None) -> float | None:
     return parse_since(text, time.time()) if text else None
 
 
-__all__ = ["PostMortem", "gather", "parse_since", "since_of", "utc"]
+def report_path(ws: Workspace, output: str | Path) -> Path:
+    """Where a report may be written: anywhere but prod's checkout (a file there would be a
+    change to prod), ``.repro/`` included."""
+    path = Path(output).expanduser().absolute()
+    root, repro = ws.root.resolve(), ws.repro_dir.resolve()
+    real = path.parent.resolve() / path.name
+    if (real == root or root in real.parents) and repro not in real.parents:
+        raise Refused(f"{path} is inside prod's checkout: a report there would be a change to prod.",
+                      "Write it elsewhere (-o ~/postmortem.md), under .repro/, or print it: repro-tui report > FILE")
+    if not real.parent.is_dir():
+        raise InvalidInput(f"cannot write {path}: the folder {path.parent} does not exist.",
+                           "Create it first, or choose another place for the report.")
+    if real.is_dir():
+        raise InvalidInput(f"cannot write {path}: it is a folder.", "Name a file, e.g. -o ~/postmortem.md")
+    return real
+
+
+def default_path(ws: Workspace, envs: list[str] | None) -> Path:
+    """``.repro/reports/postmortem-bug1.md`` (the screen's key writes there)."""
+    folder = ws.repro_dir / "reports"
+    folder.mkdir(exist_ok=True)
+    return folder / f"postmortem{'-' + '-'.join(envs) if envs else ''}.md"
+
+
+def write_report(path: Path, text: str) -> None:
+    """Whole or not at all: written beside the target, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise Refused(f"cannot write {path}: {exc.strerror}.", "Choose another place: -o FILE") from None
+
+
+__all__ = ["PostMortem", "default_path", "gather", "parse_since", "report_path", "since_of", "utc",
+           "write_report"]

@@ -61,14 +61,14 @@ def _summary(pm: PostMortem) -> list[str]:
         for clone in item["clones"]:
             parts = []
             if clone["reproduced"]:
-                parts.append(f"reproduced it at {clone['reproduced']['when']} ({clone['reproduced']['short']})")
+                parts.append(f"reproduced it at {clone['reproduced']['when']}: {clone['reproduced']['short']}")
             if clone["fixed"]:
-                parts.append(f"passed at {clone['fixed']['when']} ({clone['fixed']['short']})")
+                parts.append(f"passed at {clone['fixed']['when']}: {clone['fixed']['short']}")
             if clone["commit"]:
                 c = clone["commit"]
-                parts.append(f"fixed by {code(c['sha'][:12])} “{c['subject']}” ({utc(c['at'])})")
+                parts.append(f"fixed by {code(c['sha'][:12])} “{c['subject']}” at {utc(c['at'])}")
             if parts:
-                out.append(f"  - {clone['env']} " + ", ".join(parts))
+                out.append(f"  - {clone['env']} " + "; ".join(parts))
             out.append(f"  - now: {clone['now']}")
     return [*out, ""] if pm.summary else out
 

@@ -222,6 +222,16 @@ class Workspace:
 
         return gather(self, envs, since)
 
+    def save_postmortem(self, envs: list[str] | None = None) -> tuple[Path, str]:
+        """The post-mortem written as Markdown under ``.repro/reports/``; (its path, its text)."""
+        from workbench.postmortem import default_path, write_report
+        from workbench.postmortem_md import markdown
+
+        text = self.redactor.text(markdown(self.postmortem(envs)))
+        path = default_path(self, envs)
+        write_report(path, text)
+        return path, text
+
     def side(self, ref: str) -> Side:
         return self.envs.side(ref)
 

@@ -6,12 +6,10 @@ Every byte goes through the call's output, so through the workspace's redactor.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import sys
 from typing import TYPE_CHECKING, Any
 
-from workbench.check_results import judge, latest_by, response_lines, result_line
-from workbench.errors import InvalidInput, Refused
+from workbench.check_results import detail_lines, judge, latest_by
 from workbench.names import PROD
 
 if TYPE_CHECKING:
@@ -38,19 +36,8 @@ def run_check(c: Call) -> int:
                      "results": {r.env: r.as_dict() for r in (mine, prod) if r is not None}})
 
     def text() -> None:
-        for item in data:
-            name: str = item["name"]
-            to = f" → {item['service']}" if item["service"] else ""
-            c.out.write(f"{name}  {item['request']}{to}  (passes with {item['expect']})\n")
-            mine, prod = latest.get((a.env, name)), latest.get((PROD, name))
-            if a.name:
-                lines = response_lines(name, a.env, mine, prod if a.env != PROD else None)
-            else:
-                sides = [(PROD, prod), (a.env, mine)] if a.env != PROD else [(PROD, mine)]
-                width = max(len(who) for who, _ in sides)
-                lines = [f"  {who.ljust(width)}  {result_line(r)}" for who, r in sides]
-                if a.env != PROD:
-                    lines.append(f"  {item['verdict']}")
+        for name in names:
+            lines = detail_lines(ws.spec.checks[name], a.env, latest, bodies=bool(a.name))
             c.out.write("".join(line + "\n" for line in lines))
 
     c.out.emit({"env": a.env, "checks": data}, text)
@@ -81,7 +68,7 @@ def run_drift(c: Call) -> int:
 
 
 def run_report(c: Call) -> int:
-    from workbench.postmortem import since_of
+    from workbench.postmortem import report_path, since_of, write_report
     from workbench.postmortem_md import markdown
 
     a = c.args
@@ -96,35 +83,5 @@ def run_report(c: Call) -> int:
         c.out.write(text)
         return 0
     write_report(target, text)
-    import sys
-
     sys.stderr.write(f"post-mortem written to {target}\n")
     return 0
-
-
-def report_path(ws: Workspace, output: str) -> Path:
-    """Where ``-o`` writes: anywhere but prod's checkout (a file there would be a change to prod;
-    ``.repro/`` is fine)."""
-    path = Path(output).expanduser().absolute()
-    root, repro = ws.root.resolve(), ws.repro_dir.resolve()
-    real = path.parent.resolve() / path.name
-    if (real == root or root in real.parents) and repro not in real.parents:
-        raise Refused(f"{path} is inside prod's checkout: a report there would be a change to prod.",
-                      "Write it elsewhere (-o ~/postmortem.md), under .repro/, or print it: repro-tui report > FILE")
-    if not real.parent.is_dir():
-        raise InvalidInput(f"cannot write {path}: the folder {path.parent} does not exist.",
-                           "Create it first, or choose another place for the report.")
-    if real.is_dir():
-        raise InvalidInput(f"cannot write {path}: it is a folder.", "Name a file, e.g. -o ~/postmortem.md")
-    return real
-
-
-def write_report(path: Path, text: str) -> None:
-    """Whole or not at all: written beside the target, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise Refused(f"cannot write {path}: {exc.strerror}.", "Choose another place: -o FILE") from None

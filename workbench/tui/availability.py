@@ -17,7 +17,8 @@ CLONE_ONLY = {
     "destroy": "destroy",
     "compare": "comparing with a snapshot",
 }
-CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop"}
+CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop", "check"}
+NEEDS_CHECKS = {"check", "check_details"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Situation:
     can_undo_reset: bool = False
     has_services: bool = True
     backend: str = "local"
+    has_checks: bool = False      # repro.yaml declares checks
 
 
 def refusal(action: str, s: Situation) -> str | None:
@@ -52,6 +54,11 @@ def refusal(action: str, s: Situation) -> str | None:
             return "prod's containers are never started or stopped by repro-tui."
         if not s.has_services:
             return f"{s.selected} has no service to start or stop."
+    if action in NEEDS_CHECKS:
+        if not s.has_checks:
+            return "repro.yaml declares no check: add a 'checks:' section (README, section Checks)."
+        if s.kind is None:
+            return "no environment is selected."
     if action == "logs":
         if s.kind is None:
             return "no environment is selected."
