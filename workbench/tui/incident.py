@@ -51,10 +51,7 @@ def load_drift(screen: MainScreen) -> None:
 def drift_loaded(screen: MainScreen, event: DriftLoaded) -> None:
     from workbench.tui.dialogs.reading import FORK, ReadingDialog
 
-    if not screen.busy:
-        screen.query_one(Activity).step = None
-    if event.error:
-        screen.notify(event.error, title="prod's drift: not read", severity="error", timeout=10)
+    if not _arrived(screen, event.error, "prod's drift: not read"):
         return
 
     def chosen(answer: str | None) -> None:
@@ -89,9 +86,15 @@ def write_report(screen: MainScreen) -> None:
 def report_written(screen: MainScreen, event: ReportWritten) -> None:
     from workbench.tui.dialogs.reading import ReadingDialog
 
-    if not screen.busy:
-        screen.query_one(Activity).step = None
-    if event.error:
-        screen.notify(event.error, title="post-mortem: not written", severity="error", timeout=10)
+    if not _arrived(screen, event.error, "post-mortem: not written"):
         return
     screen.app.push_screen(ReadingDialog("Post-mortem", event.text, markdown=True, note=f"Written to {event.path}"))
+
+
+def _arrived(screen: MainScreen, error: str | None, title: str) -> bool:
+    """A view's text has come: the activity line is cleared; False (and said) when it failed."""
+    if not screen.busy:
+        screen.query_one(Activity).step = None
+    if error:
+        screen.notify(error, title=title, severity="error", timeout=10)
+    return not error
