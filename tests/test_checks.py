@@ -29,6 +29,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def answer(self):
         with open(log, "a") as f:
             f.write(self.command + " " + self.path + "\\n")
+        if self.path == "/garbage":             # not HTTP at all
+            self.wfile.write(b"nonsense\\r\\n\\r\\n")
+            return
+        if self.path == "/moved":               # a redirect to where a write would happen
+            self.send_response(307)
+            self.send_header("Location", "/orders/7/refund")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         mode = "fixed" if "mode: fixed" in open("config/app.yaml").read() else "broken"
         ok = self.path != "/orders/7" or mode == "fixed"
         body = json.dumps({"order": 7, "mode": mode, "token": os.environ.get("API_TOKEN")}).encode()
@@ -150,9 +159,16 @@ def test_checks_that_cannot_run_say_why_and_bad_requests_say_what_to_do(counted)
     from workbench.workspace import Workspace
 
     root, logs = counted
+    with (root / "repro.yaml").open("a") as f:
+        f.write("  moved: {http: GET /moved, expect: {status: 200}}\n  garbled: {http: GET /garbage}\n")
     ws = Workspace(root)
     try:
-        ws.fork("prod", "b1")                              # prod is not running here
+        ws.start("prod")
+        results = {r.name: r for r in ws.check("prod", ["moved", "garbled"])}
+        assert results["moved"].status == 307 and "status 307, expected 200" in results["moved"].reason
+        assert results["garbled"].outcome == "error" and "no answer from web" in results["garbled"].reason
+        ws.stop("prod")
+        ws.fork("prod", "b1")                              # prod is not running now
         ws.stop("b1")
         results = {(r.env, r.name): r for r in ws.check("b1", ["order-7"])}
         assert results[("b1", "order-7")].outcome == "error"
@@ -171,7 +187,10 @@ def test_checks_that_cannot_run_say_why_and_bad_requests_say_what_to_do(counted)
 
     with pytest.raises(ProdReadOnly):                      # the one place a request leaves refuses it too
         send("prod", "POST", "http://127.0.0.1:9/", {}, None, 1)
-    assert methods(logs, "prod") == []
+    asked = (logs / "prod.log").read_text().splitlines()
+    assert "GET /moved" in asked and "GET /garbage" in asked
+    assert not [line for line in asked if "/refund" in line]           # the redirect was not followed
+    assert set(methods(logs, "prod")) == {"GET", "HEAD"}
 
 
 def test_a_request_that_would_change_prod_is_refused_when_the_file_is_read(counted):

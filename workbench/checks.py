@@ -12,6 +12,7 @@ The ``check`` operation (``workbench.ops.check``) runs these and keeps the resul
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -107,7 +108,7 @@ class CheckRunner:
             t0 = time.perf_counter()
             try:
                 status, body = send(env, check.method, url, check.headers, check.body, check.timeout)
-            except (urllib.error.URLError, OSError, ValueError) as exc:
+            except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
                 why = getattr(exc, "reason", exc)
                 return self._result(check, env, "error", runs=runs,
                                     reason=f"no answer from {check.service} on {HOST}:{port}: {why}")
