@@ -91,5 +91,5 @@ def test_the_check_keys_say_why_when_there_is_no_check():
     assert "declares no check" in (refusal("check", situation) or "")
     assert "declares no check" in (refusal("check_details", situation) or "")
     busy = Situation(selected="b1", kind="clone", state="running", busy="fork b2", has_checks=True)
-    assert "one change at a time" in (refusal("check", busy) or "")
+    assert "one operation at a time" in (refusal("check", busy) or "")
     assert refusal("check_details", busy) is None and refusal("drift", busy) is None

@@ -17,7 +17,7 @@ CLONE_ONLY = {
     "destroy": "destroy",
     "compare": "comparing with a snapshot",
 }
-CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop", "check"}
+CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop"}
 NEEDS_CHECKS = {"check", "check_details"}
 
 
@@ -59,6 +59,8 @@ def refusal(action: str, s: Situation) -> str | None:
             return "repro.yaml declares no check: add a 'checks:' section (README, section Checks)."
         if s.kind is None:
             return "no environment is selected."
+        if action == "check" and s.busy:   # an operation of its own (prod gets only GETs: not a change)
+            return f"wait: {s.busy} is under way (one operation at a time)."
     if action == "logs":
         if s.kind is None:
             return "no environment is selected."
