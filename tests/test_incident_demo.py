@@ -81,6 +81,8 @@ def test_the_demo_story_is_reproduced_proven_fixed_promoted_and_written_up(demo,
     r = run_cli("report", "-o", "postmortem.md", cwd=demo)            # into prod's checkout: refused
     assert r.returncode == 1 and "inside prod's checkout" in r.stderr and not (demo / "postmortem.md").exists()
     assert run_cli("report", "--since", "yesterday-ish", cwd=demo).returncode == 2
+    r = run_cli("report", "-o", str(tmp_path / "no-such-folder" / "pm.md"), cwd=demo)
+    assert r.returncode == 2 and "does not exist" in r.stderr
     assert "no clone named 'bug9'" in run_cli("report", "bug9", cwd=demo).stderr
     assert "## Timeline\n\nNothing in the journal." in cli(demo, "report", "--since", "2999-01-01")
     assert git(demo, "status", "--porcelain") == ""                   # prod's checkout as it was

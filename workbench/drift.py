@@ -182,7 +182,7 @@ def _container_changes(ws: Workspace, shower: Shower) -> tuple[list[Change], lis
     notes: list[str] = []
     adopted = [n for n in running if n not in declared]
     if adopted:
-        found = compose_declared(ws, running, notes)
+        found = compose_declared(running, notes)
         for name in adopted:
             if name in found:
                 declared[name] = found[name]
@@ -199,7 +199,7 @@ def _container_changes(ws: Workspace, shower: Shower) -> tuple[list[Change], lis
     return changes, notes
 
 
-def compose_declared(ws: Workspace, running: dict[str, tuple[Settings, dict[str, str]]],
+def compose_declared(running: dict[str, tuple[Settings, dict[str, str]]],
                      notes: list[str]) -> dict[str, tuple[Settings, Path]]:
     """The services of the compose file that prod's containers' labels name."""
     from ruamel.yaml import YAML
