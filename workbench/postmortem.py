@@ -154,7 +154,7 @@ def _summary(ws: Workspace, scope: list[str], results: list[CheckResult],
                 fixed = next((_brief(r) for r in seen if r.passed and r.at >= reproduced["at"]), None)
             commit = None
             if fixed:
-                commit = next((c for c in commits if c["env"] == env and c["at"] >= fixed["at"]), None)
+                commit = next((c for c in commits if c["env"] == env and c["promoted_at"] >= fixed["at"]), None)
             item["clones"].append({"env": env, "reproduced": reproduced, "fixed": fixed,
                                    "commit": {k: commit[k] for k in ("sha", "subject", "at")} if commit else None,
                                    "now": verdict(env, latest.get((env, name)), latest.get((PROD, name)),
@@ -191,6 +191,7 @@ def _commits(ws: Workspace, entries: list[JournalEntry]) -> list[dict[str, Any]]
         out.append({"env": e.env, "sha": info["sha"], "short": info["sha"][:12], "subject": lines[0] if lines else "",
                     "author": f"{info['author']} <{info['email']}>", "at": float(info["at"]),
                     "when": utc(float(info["at"])), "branch": f"repro/{e.env}", "merged": bool(e.args.get("merge")),
+                    "promoted_at": e.started_at,   # git keeps whole seconds; the journal orders it among the checks
                     "trailers": trailers, "files": [f for f in info["files"].splitlines() if f],
                     "config": _commit_config(ws, repo, info)})
     return out
