@@ -134,7 +134,7 @@ class CheckRunner:
         cmd = check.command
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd or [])
         try:
-            cwd = ws.fence.process(env, ws.worktree(env))
+            cwd = ws.fence.process(env, ws.worktree(env), argv)
             environment = {**os.environ, **ws.shell_env(env)}
         except ReproError as exc:
             return self._result(check, env, "error", reason=exc.message)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,6 @@ from workbench.backends.base import EnvContext
 from workbench.errors import InvalidInput, NotFound, ProdReadOnly, ReproError
 from workbench.model import EnvInfo, Side
 from workbench.names import PROD, check_env_name, check_snapshot_name
-from workbench.secrets import secret_values
 from workbench.spec import SPEC_FILE, ServiceSpec, load_spec
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ class Environments:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._clone_specs: dict[str, tuple[bytes, dict[str, ServiceSpec]]] = {}  # env -> (its repro.yaml, services)
+        self._values: tuple[float, dict[str, str]] | None = None
 
     # lookups --------------------------------------------------------------------------------
     def require_clone(self, env: str, what: str) -> sqlite3.Row:
@@ -104,27 +105,68 @@ class Environments:
             services = load_spec(ws.worktree(env), path).services
         except InvalidInput as exc:
             raise InvalidInput(f"the clone's {exc.message}", "Fix the repro.yaml in the clone's worktree.") from None
+        for name, svc in services.items():   # a clone's settings cannot lead its services out of it
+            if svc.cwd and not ws.fence.owns(env, ws.worktree(env) / svc.cwd, follow=True):
+                raise InvalidInput(f"{env}'s repro.yaml: services.{name}.cwd ({svc.cwd}) leads outside its worktree.",
+                                   f"A clone's service runs in its own worktree: fix {path}.")
         if raw is not None:
             self._clone_specs[env] = (raw, services)
         return services
 
-    def secret_values(self, env: str | None) -> list[str]:
-        """The secret values the workspace declares, and those of the clone ``env``'s own
-        repro.yaml (a changed secret is declared only there): what the redactor masks."""
+    def secret_values(self, env: str | None = None) -> dict[str, str]:
+        """Every secret value the workspace holds, and where it was found: the settings of
+        prod's and every clone's services (their repro.yaml), the config files and ``.env`` of
+        prod and of every clone, store passwords, and the environment of the containers the
+        backend has read. What the redactor masks wherever it shows. ``env`` is accepted for
+        callers that name one: every environment's values are masked in every output. Kept
+        for half a second: a screen asks for them for every value it shows."""
+        now = time.monotonic()
+        if self._values is not None and now - self._values[0] < 0.5:
+            return self._values[1]
+        values: dict[str, str] = {}
+        for where, value in self._collect_secret_values():
+            values.setdefault(value, where)
+        self._values = (now, values)
+        return values
+
+    def _collect_secret_values(self) -> list[tuple[str, str]]:
+        from workbench.configfiles import Unparsed, file_type, matched_files, parsed, read
+        from workbench.secrets import tree_values
+
         ws = self.ws
-        values: list[str] = []
-        services = list(ws.spec.services.values())
-        if env and env != PROD and ws.worktree(env).exists():
+        policy = ws.secrets
+        found: list[tuple[str, str]] = []
+        services = [("prod's repro.yaml", ws.spec.services)]
+        roots = [(PROD, ws.root)]
+        for row in ws.state.envs():
+            roots.append((row["name"], ws.worktree(row["name"])))
             try:
-                services += self.clone_services(env).values()
+                services.append((f"{row['name']}'s repro.yaml", self.clone_services(row["name"])))
             except ReproError:
                 pass
-        for svc in services:
-            values += secret_values({**svc.env, **ws.spec.override_env}, ws.secrets)
-        for st in ws.spec.stores.values():
+        for where, specs in services:
+            for name, svc in specs.items():
+                found += [(f"{path} in {where}", value) for path, value in tree_values(
+                    {"env": {**svc.env, **ws.spec.override_env}, "command": svc.command or ""}, policy,
+                    f"services.{name}")]
+        for name, st in ws.spec.stores.items():
             if st.password:
-                values.append(st.password)
-        return values
+                found.append((f"stores.{name}.password in repro.yaml", st.password))
+        patterns = [*(ws.spec.config_files or []), ".env"]
+        for env, root in roots:
+            for rel, path in matched_files(root, patterns).items():
+                kind = file_type(rel)
+                if kind == "text":
+                    continue
+                try:
+                    file = rel if env == PROD else f"{env}'s {rel}"
+                    found += [(f"{key} in {file}", value) for key, value in tree_values(parsed(path, read(path), kind),
+                                                                                        policy)]
+                except Unparsed:
+                    continue
+        if ws.backend_made:
+            found += [("a container's environment", v) for v in ws.backend.secret_values()]
+        return found
 
     # listing and status ----------------------------------------------------------------------
     def list(self) -> list[EnvInfo]:
@@ -225,8 +267,11 @@ class Environments:
                         ports=dict(ctx.ports),
                         store_locations={n: s.snapshot_location(env, snap) for n, s in ws.stores.items()},
                         runtime=None)
-        runtime = {n: s.as_dict() for n, s in ws.backend.status(ctx).items()}
         clone = ctx.kind == "clone"
+        if clone:   # a clone whose data leads to prod's bytes is refused, not compared
+            for store in ws.stores.values():
+                store.verify(env)
+        runtime = {n: s.as_dict() for n, s in ws.backend.status(ctx).items()}
         return Side(ref=ref, env=env, snapshot=None, kind=ctx.kind, config_root=ctx.worktree,
                     services=ctx.services, env_overrides=ctx.env_overrides if clone else {},
                     service_overrides=ctx.service_overrides if clone else {},
@@ -262,8 +307,8 @@ class Environments:
         if ws.spec.backend == "docker":   # the containers' inspect data, normalised by the backend
             def describe(side: Side) -> dict[str, dict[str, Any]]:
                 return ws.backend.describe(self.context(side.env))
-        return DiffSource(list(ws.spec.config_files or []), stores, ws.redactor.policy, describe=describe,
-                          resolve=self.side)
+        return DiffSource(list(ws.spec.config_files or []), stores, ws.redactor.policy, redact=ws.redactor.text,
+                          describe=describe, resolve=self.side)
 
 
 def _overall(states: set[str]) -> str:

@@ -335,6 +335,16 @@ def _port(loc: _Loc, parent: Any, key: Any) -> int | None:
     return value
 
 
+def _words(loc: _Loc, parent: Any, key: Any) -> list[str]:
+    """A command as a list of words: each one text (a number is taken as text), never a list."""
+    value = parent[key]
+    for i, word in enumerate(value):
+        if isinstance(word, bool) or not isinstance(word, str | int | float):
+            raise _bad(loc.of_value(value, i) if hasattr(value, "lc") else loc.of_value(parent, key),
+                       f"'{key}' must be text or a list of words, and item {i + 1} is {_kind(word)}.")
+    return [str(w) for w in value]
+
+
 def _str_list(loc: _Loc, parent: Any, key: Any) -> list[str]:
     value = parent.get(key)
     if value is None:
@@ -419,7 +429,7 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
     if "command" in node:
         cmd = node["command"]
         if isinstance(cmd, list):
-            svc.command = [str(c) for c in cmd]
+            svc.command = _words(loc, node, "command")
         elif isinstance(cmd, str):
             svc.command = cmd
         else:
@@ -446,7 +456,8 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
         svc.image = _str(loc, node, "image", "an image name")
         if "entrypoint" in node:
             e = node["entrypoint"]
-            svc.entrypoint = [str(x) for x in e] if isinstance(e, list) else str(e)
+            svc.entrypoint = _words(loc, node, "entrypoint") if isinstance(e, list) else _str(loc, node, "entrypoint",
+                                                                                              "a command")
         svc.ports = _str_list(loc, node, "ports")
         svc.volumes = _str_list(loc, node, "volumes")
         svc.depends_on = _str_list(loc, node, "depends_on")
@@ -454,6 +465,13 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
             hc = node["healthcheck"]
             if not isinstance(hc, dict):
                 raise _bad(loc.of_value(node, "healthcheck"), "'healthcheck' must be a mapping with 'test'.")
+            if "test" in hc and isinstance(hc["test"], list):
+                _words(loc, hc, "test")
+            elif "test" in hc:
+                _str(loc, hc, "test", "a command")
+            for k, v in hc.items():
+                if k != "test" and (isinstance(v, bool | dict | list) or v is None):
+                    raise _bad(loc.of_value(hc, k), f"healthcheck '{k}' must be a number or a duration like 5s.")
             svc.healthcheck = dict(hc)
         for k in ("working_dir", "user"):
             if k in node:
@@ -570,6 +588,28 @@ def _number(loc: _Loc, node: Any, key: str, low: float, high: float, what: str, 
 
 
 MAX_NESTING = 64
+MAX_VALUES = 20_000   # values of the whole file, once its aliases are expanded (a repro.yaml has hundreds)
+
+
+def _expanded(data: Any) -> int:
+    """How many values ``data`` holds once every alias is expanded, counted without expanding
+    anything (each node once, its size remembered): a 600-byte file of nested aliases can
+    stand for billions of values, and whatever walked them would never end."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 1   # a node that holds itself (a recursive alias) counts once
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1 + sum(size(c) for c in children)
+        sizes[key] = total
+        return total
+
+    return size(data)
 
 
 def _too_deep(text: str) -> int | None:
@@ -636,6 +676,9 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
                            "A repro.yaml needs a few levels at most: check the indentation.") from None
     if data is None:
         raise InvalidInput(f"{file}:1:1: the file is empty.", "Start from the example in README (section repro.yaml).")
+    if _expanded(data) > MAX_VALUES:
+        raise InvalidInput(f"{file}: its aliases (*name) expand to more than {MAX_VALUES:,} values.",
+                           "Write the values out, or use fewer nested aliases: a repro.yaml needs a few hundred.")
     if not isinstance(data, dict):
         raise InvalidInput(
             f"{file}:1:1: the top level must be a mapping of keys (name, backend, services, ...), not {_kind(data)}."
@@ -717,7 +760,8 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         _check_keys(loc, node, ("env", "command"), f"overrides of '{sname}'")
         spec.override_services[str(sname)] = {
             "env": _env_map(loc, node, "env"),
-            **({"command": node["command"]} if "command" in node else {}),
+            **({"command": _words(loc, node, "command") if isinstance(node["command"], list) else
+                _str(loc, node, "command", "a command")} if "command" in node else {}),
         }
     scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
     spec.scrub = _parse_scrub(loc, scrub, spec.stores)

@@ -63,6 +63,7 @@ from workbench.errors import BackendError, InvalidInput, NotFound, ProdReadOnly
 from workbench.fence import Fence
 from workbench.names import PROD
 from workbench.psql import PgPlace
+from workbench.redact import Redactor
 from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import Spec
 
@@ -74,8 +75,8 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None,
-                 fence: Fence | None = None) -> None:
-        super().__init__(spec, workspace_id, state_dir, policy, fence)
+                 fence: Fence | None = None, redactor: Redactor | None = None) -> None:
+        super().__init__(spec, workspace_id, state_dir, policy, fence, redactor)
         self.engine = Engine(workspace_id)
         self.volumes = CloneVolumes(self)
         self._prod_cache: dict[str, Any] | None = None
@@ -612,6 +613,13 @@ class DockerBackend(Backend):
             k, _, v = item.partition("=")
             env[k] = v
         return secret_values(env, self.policy)
+
+    def secret_values(self) -> list[str]:
+        """The secrets in the environment of prod's containers (read when they were looked up)."""
+        values: list[str] = []
+        for c in (self._prod_cache or {}).values():
+            values += self._secret_values(c)
+        return values
 
     def tail(self, ctx: EnvContext, service: str, lines: int) -> str:
         try:

@@ -20,24 +20,21 @@ from pathlib import Path
 
 from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
 from workbench.errors import BackendError
+from workbench.private import user_umask
 from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import ServiceSpec
 
 STOP_GRACE = 5.0
-# Runs the service once repro-tui has recorded it (one byte on the pipe), or never (end of file).
-_GATE = """\
-import os, sys
-fd = int(sys.argv[1])
-go = os.read(fd, 1)
-os.close(fd)
-if not go:
-    sys.exit(0)
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    print(f"cannot start {sys.argv[2]}: {exc.strerror}", file=sys.stderr)
-    sys.exit(127)
-"""
+# The first process of a service: workbench.logpump, found where this very package is
+# (whatever the service's PYTHONPATH says, which is left as the service's own).
+_PUMP = "import sys; sys.path.insert(0, sys.argv[1]); from workbench.logpump import main; sys.exit(main(sys.argv[2:]))"
+_HOME = str(Path(__file__).resolve().parents[2])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -188,6 +185,10 @@ class LocalBackend(Backend):
             if port:
                 env["PORT"] = str(port)
             cwd = ctx.worktree / svc.cwd if svc.cwd else ctx.worktree
+            if not ctx.is_prod:   # a clone's process: its own folders and data, never prod's
+                cwd = self.fence.process(ctx.name, cwd, argv)
+                for location in ctx.store_paths.values():
+                    self.fence.data(ctx.name, location)
             log = open(self.log_file(ctx, name), "ab")
             log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} in {ctx.name}\n".encode())
             log.flush()
@@ -200,9 +201,10 @@ class LocalBackend(Backend):
             # it exits instead of running unrecorded (no stop, destroy or recovery could find it)
             gate_r, gate_w = os.pipe()
             try:
-                proc = subprocess.Popen([sys.executable, "-c", _GATE, str(gate_r), *argv], cwd=cwd, env=env,
+                proc = subprocess.Popen([sys.executable, "-c", _PUMP, _HOME, str(gate_r), *argv], cwd=cwd, env=env,
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, pass_fds=(gate_r,))
+                                        start_new_session=True, pass_fds=(gate_r,),
+                                        umask=user_umask() if ctx.is_prod else -1)
             except OSError as exc:
                 os.close(gate_w)
                 raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
@@ -213,7 +215,7 @@ class LocalBackend(Backend):
             try:
                 self._pid_file(ctx, name).write_text(json.dumps(
                     {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
-                os.write(gate_w, b"1")
+                _write_all(gate_w, b"1" + json.dumps(self._pump_config(ctx)).encode())
             finally:
                 os.close(gate_w)
             started.append(name)
@@ -282,13 +284,20 @@ class LocalBackend(Backend):
         return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
     def _log_secrets(self, ctx: EnvContext) -> tuple[SecretPolicy, list[str]]:
-        """The secret values a log may hold: those of the services as they are now, and those of
-        the workspace's own definitions (a clone's log keeps what it ran with before a change)."""
+        """The secret values a log may hold: those of the services as they are now, those of
+        the workspace's own definitions (a clone's log keeps what it ran with before a change),
+        and every value the workspace's redactor knows (config files, .env, other clones)."""
         policy = self.policy
-        values: list[str] = []
+        values: list[str] = list(self.redactor.values()) if self.redactor else []
         for svc in [*ctx.services.values(), *self.spec.services.values()]:
             values += secret_values(self.service_env(ctx, svc), policy)
         return policy, values
+
+    def _pump_config(self, ctx: EnvContext) -> dict:
+        """What the log pump of a service masks its output with (sent through a pipe, never argv)."""
+        policy, values = self._log_secrets(ctx)
+        return {"key": policy.key.decode("utf-8", "surrogateescape"), "extra": sorted(policy.extra),
+                "allowed": sorted(policy.allowed), "values": sorted(set(values))}
 
     def _stop_one(self, ctx: EnvContext, name: str) -> None:
         pid = self._running_pid(ctx, name)

@@ -9,11 +9,12 @@ Exit codes: 0 done; 1 a valid request that could not be done; 2 invalid input;
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 
 from workbench.cli.output import fail
 from workbench.cli.parser import build_parser
-from workbench.errors import Interrupted, ReproError
+from workbench.errors import Interrupted, ReproError, system_error
 
 __all__ = ["build_parser", "main"]
 
@@ -40,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc, want_json, call.out.redactor if call else None)
     except BrokenPipeError:
         return 0
+    except (OSError, sqlite3.Error) as exc:   # the disk, the permissions, a read-only state
+        if debug:
+            raise
+        return fail(system_error(exc), want_json, call.out.redactor if call else None)
     except Exception as exc:  # a bug: still no traceback unless asked for
         if debug:
             raise

@@ -41,9 +41,8 @@ class Call:
 
             ws = Workspace.open(self.args.workspace)
             self.out.redactor = self.progress.redactor = ws.redactor
-            for entry in ws.try_recover():
-                sys.stderr.write(f"note: {entry.op} of {entry.env} had been cut off; it was "
-                                 f"{'rolled back' if entry.op == 'fork' else 'recovered'}.\n")
+            for found in ws.try_recover():
+                sys.stderr.write(f"{'note' if found.done else 'warning'}: {ws.redactor.text(found.sentence())}.\n")
             self._ws = ws
         return self._ws
 
@@ -302,10 +301,10 @@ def cmd_report(c: Call) -> int:
 
 
 def cmd_recover(c: Call) -> int:
-    done = c.ws.recover()
-    c.out.emit([j.as_dict() for j in done], lambda: c.out.write(
-        "".join(f"recovered {j.op} of {j.env}\n" for j in done) or "nothing to recover\n"))
-    return 0
+    found = c.ws.recover()
+    c.out.emit([{**r.entry.as_dict(), "recovered": r.outcome, "problem": r.problem or None} for r in found],
+               lambda: c.out.write("".join(f"{r.sentence()}\n" for r in found) or "nothing to recover\n"))
+    return 0 if all(r.done for r in found) else 1
 
 
 # --- the rest: the screen, the demo, serve, init ------------------------------------------------

@@ -44,6 +44,17 @@ def _count(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    """A TCP port: 1 to 65535."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {n}")
+    return n
+
+
 def build_parser() -> Parser:
     common = _common(argparse.SUPPRESS)
     parser = Parser(
@@ -113,7 +124,7 @@ def build_parser() -> Parser:
     p.add_argument("--include-scrubbed", action="store_true", help="compare scrubbed columns row by row")
     p.add_argument("--limit", type=int, default=None, help="at most N changes per section/table")
     p = cmd("serve", "serve the screen in a browser (127.0.0.1, protected by a token)")
-    p.add_argument("--port", type=int, default=8765, help="the local port (default 8765)")
+    p.add_argument("--port", type=_port, default=8765, help="the local port, 1-65535 (default 8765)")
     p = cmd("init", "write a commented repro.yaml for a running docker compose project")
     p.add_argument("project", nargs="?", help="the compose project's name (default: the only one running)")
     cmd("recover", "roll back or finish operations that were cut off")
