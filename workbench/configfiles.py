@@ -12,6 +12,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+# ruamel.yaml reads about 0.1 MB/s in pure Python (a 4 MB file takes a minute): past this
+# size a YAML file is compared line by line instead, which takes a fraction of a second
+MAX_PARSE_BYTES = {"yaml": 400_000, "toml": 4_000_000, "ini": 4_000_000, "env": 4_000_000, "json": 50_000_000}
 _SKIP_DIRS = {".git", ".repro", "node_modules", "__pycache__", ".venv"}
 _PARSE_CACHE: dict[tuple[str, int, int, int], tuple[bytes, Any]] = {}
 

@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench import egress
 from workbench.backends.base import EnvContext
+from workbench.egress import Default
 from workbench.errors import InvalidInput, NotFound, ProdReadOnly, ReproError
+from workbench.mailbox import Mailbox
 from workbench.model import EnvInfo, Side
 from workbench.names import PROD, check_env_name, check_snapshot_name
 from workbench.spec import SPEC_FILE, ServiceSpec, load_spec
@@ -81,10 +84,56 @@ class Environments:
         row = ws.state.env(env)
         if row is None:
             raise NotFound(f"no environment named {env!r}.", self.names_hint())
-        return EnvContext(name=env, kind="clone", worktree=ws.worktree(env), run_dir=ws.run_dir(env),
-                          services=self.clone_services(env), ports=json.loads(row["ports"]),
-                          store_paths={n: s.location(env) for n, s in ws.stores.items()},
-                          env_overrides=ws.spec.override_env, service_overrides=ws.spec.override_services)
+        ctx = EnvContext(name=env, kind="clone", worktree=ws.worktree(env), run_dir=ws.run_dir(env),
+                         services=self.clone_services(env), ports=json.loads(row["ports"]),
+                         store_paths={n: s.location(env) for n, s in ws.stores.items()},
+                         env_overrides=ws.spec.override_env, service_overrides=ws.spec.override_services)
+        ctx.service_overrides = self._with_safe_defaults(ctx)
+        return ctx
+
+    # what a clone may reach (workbench.egress) ------------------------------------------------
+    def _safe_defaults(self, ctx: EnvContext) -> tuple[dict[str, dict[str, str]], dict[str, list[Default]]]:
+        """Each service's declared environment, and the safe defaults it gets in a clone: mail
+        to the clone's sink, payment keys and webhooks disabled (what repro.yaml overrides
+        itself is left to it), and on a fenced clone with an allow list, the egress proxy."""
+        ws = self.ws
+        try:
+            envs = ws.backend.declared_envs(ctx)
+        except ReproError:
+            envs = {name: dict(svc.env) for name, svc in ctx.services.items()}
+        proxy = bool(ws.spec.egress_allow) and ws.backend.egress_fence(ctx)[0]
+        out = {}
+        for service, env in envs.items():
+            explicit = set(ws.spec.override_env) | set(ws.spec.override_services.get(service, {}).get("env", {}))
+            found = egress.clone_defaults(env, explicit)
+            if proxy:
+                found += egress.proxy_defaults(explicit, set(envs))
+            out[service] = found
+        return envs, out
+
+    def _with_safe_defaults(self, ctx: EnvContext) -> dict[str, dict[str, Any]]:
+        out = {name: dict(over) for name, over in self.ws.spec.override_services.items()}
+        for service, defaults in self._safe_defaults(ctx)[1].items():
+            if defaults:
+                over = out.setdefault(service, {})
+                over["env"] = {**{d.key: d.value for d in defaults}, **(over.get("env") or {})}
+        return out
+
+    def egress_lines(self, env: str) -> list[str]:
+        """What a fork says about a clone's reach: the safe defaults it got, the test keys it
+        kept, whether it is fenced, and which of its settings still point outside."""
+        ctx = self.context(env)
+        envs, defaults = self._safe_defaults(ctx)
+        effective = {}
+        for service, env_ in envs.items():
+            over = ctx.service_overrides.get(service, {}).get("env") or {}
+            effective[service] = {**env_, **ctx.env_overrides, **over}
+        fenced, what = self.ws.backend.egress_fence(ctx)
+        allow = [ep for ep in map(egress.parse_allow, self.ws.spec.egress_allow) if ep is not None]
+        inside = set(envs) if fenced or self.ws.spec.backend == "docker" else set()
+        reach = egress.outside(effective, inside, allow)
+        kept = {s: egress.kept_test_keys(e) for s, e in effective.items() if egress.kept_test_keys(e)}
+        return egress.fork_lines(defaults, kept, reach, fenced, what)
 
     def clone_services(self, env: str) -> dict[str, ServiceSpec]:
         """A clone's services come from the repro.yaml in its worktree (so a fix to a
@@ -130,7 +179,7 @@ class Environments:
         return values
 
     def _collect_secret_values(self) -> list[tuple[str, str]]:
-        from workbench.configfiles import Unparsed, file_type, matched_files, parsed, read
+        from workbench.configfiles import MAX_PARSE_BYTES, Unparsed, file_type, matched_files, parsed, read
         from workbench.secrets import tree_values
 
         ws = self.ws
@@ -156,7 +205,10 @@ class Environments:
         for env, root in roots:
             for rel, path in matched_files(root, patterns).items():
                 kind = file_type(rel)
-                if kind == "text":
+                try:   # a file too big to parse quickly is masked by shape alone
+                    if kind == "text" or path.stat().st_size > MAX_PARSE_BYTES[kind]:
+                        continue
+                except OSError:
                     continue
                 try:
                     file = rel if env == PROD else f"{env}'s {rel}"
@@ -240,6 +292,18 @@ class Environments:
         for svc in ctx.services.values():
             out.update(ws.backend.service_env(ctx, svc))
         return out
+
+    # captured mail -------------------------------------------------------------------------
+    def mailbox(self, env: str) -> Mailbox:
+        """The mail a clone's sink captured (prod has none: its mail goes where prod sends it)."""
+        check_env_name(env)
+        if env == PROD:
+            raise NotFound("prod has no mail sink: its mail goes where prod sends it.",
+                           "A clone's mail is captured: repro-tui mail CLONE")
+        self.require_clone(env, "reading mail")
+        from workbench.backends.edge_process import mail_folder
+
+        return Mailbox(mail_folder(self.ws.run_dir(env)))
 
     # diff sides ---------------------------------------------------------------------------------
     def side(self, ref: str) -> Side:

@@ -39,6 +39,7 @@ class EnvInfo:
     snapshots: list[SnapshotInfo] = field(default_factory=list)
     last_reset: str | None = None  # the snapshot last reset to
     can_undo_reset: bool = False
+    notes: list[str] = field(default_factory=list)   # what an operation says about it (a fork: its reach)
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

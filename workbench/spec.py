@@ -40,7 +40,7 @@ TOP_KEYS = (
     "checks",
 )
 PROD_KEYS = ("branch", "compose_project")
-CLONE_KEYS = ("overrides", "scrub")
+CLONE_KEYS = ("overrides", "scrub", "egress")
 OVERRIDE_KEYS = ("env", "services")
 LOCAL_SERVICE_KEYS = ("command", "port", "env", "health", "cwd", "start_timeout")
 DOCKER_SERVICE_KEYS = (
@@ -215,6 +215,7 @@ class Spec:
     not_secrets: list[str] = field(default_factory=list)
     docker: dict[str, Any] = field(default_factory=dict)
     checks: dict[str, CheckSpec] = field(default_factory=dict)
+    egress_allow: list[str] = field(default_factory=list)   # clone.egress.allow: host:port a clone may reach
 
     def scrub_rules(self, store: str) -> list[ScrubRule]:
         return [r for r in self.scrub if r.store == store]
@@ -418,6 +419,20 @@ def _parse_scrub(loc: _Loc, node: CommentedMap, stores: dict[str, StoreSpec]) ->
                 )
             rules.append(ScrubRule(store, ".".join(parts[:-1]), parts[-1], str(strategy), value))
     return rules
+
+
+def _parse_egress(loc: _Loc, clone: Any) -> list[str]:
+    """``clone.egress.allow``: the hosts (host:port, or host for every port) a clone may reach."""
+    from workbench.egress import parse_allow
+
+    egress = _mapping(loc, clone, "egress", "what clones may reach")
+    _check_keys(loc, egress, ("allow",), "'clone.egress'")
+    allow = _str_list(loc, egress, "allow")
+    for i, entry in enumerate(allow):
+        if parse_allow(entry) is None:
+            raise _bad(loc.of_value(egress["allow"], i) if isinstance(egress["allow"], list) else
+                       loc.of_value(egress, "allow"), f"'{entry}' is not a host:port (e.g. api.partner.example:443).")
+    return allow
 
 
 def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec:
@@ -765,6 +780,7 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         }
     scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
     spec.scrub = _parse_scrub(loc, scrub, spec.stores)
+    spec.egress_allow = _parse_egress(loc, clone)
     spec.config_files = _str_list(loc, data, "config_files")
     spec.secrets = _str_list(loc, data, "secrets")
     spec.not_secrets = _str_list(loc, data, "not_secrets")

@@ -30,6 +30,7 @@ from workbench.environments import Environments, parse_ref, read_bytes
 from workbench.errors import Refused
 from workbench.fence import Fence
 from workbench.journal import Journal, Recovered
+from workbench.mailbox import Mail, MailMessage
 from workbench.model import EnvInfo, JournalEntry, PromoteResult, Side, SnapshotInfo
 from workbench.names import PROD, check_env_name
 from workbench.ops.ready import ReadyCopies
@@ -209,6 +210,13 @@ class Workspace:
 
     def shell_env(self, env: str) -> dict[str, str]:
         return self.envs.shell_env(env)
+
+    def mail(self, env: str) -> list[Mail]:
+        """The messages a clone's mail sink captured, oldest first."""
+        return self.envs.mailbox(env).list()
+
+    def mail_message(self, env: str, mail_id: int) -> MailMessage:
+        return self.envs.mailbox(env).get(mail_id)
 
     def promote_preview(self, env: str) -> tuple[list[str], str]:
         from workbench.ops.promote import preview

@@ -139,6 +139,15 @@ class Backend(ABC):
         """Secret values the backend has read from what runs (a container's environment)."""
         return []
 
+    def declared_envs(self, ctx: EnvContext) -> dict[str, dict[str, str]]:
+        """Each service's environment as prod declares it (before a clone's overrides)."""
+        return {name: dict(svc.env) for name, svc in ctx.services.items()}
+
+    def egress_fence(self, ctx: EnvContext) -> tuple[bool, str]:
+        """Whether a clone's services are cut off from the outside, and what they still reach."""
+        return False, ("local processes can reach any host; only their mail, payment and webhook settings "
+                       "are changed")
+
     def service_names(self, ctx: EnvContext) -> list[str]:
         """The services an environment runs (adopted compose services included)."""
         return list(ctx.services)

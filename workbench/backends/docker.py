@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from workbench.backends import edge_process
 from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
 from workbench.backends.docker_settings import (
     Mount,
@@ -297,8 +298,64 @@ class DockerBackend(Backend):
             for n in nets:
                 if n.name == name:
                     return n
-            return self.engine.client.networks.create(name, driver="bridge",
+            return self.engine.client.networks.create(name, driver="bridge", internal=self.fenced(),
                                                       labels=self.engine.labels(ctx.name, "", "network"))
+
+    # --- what a clone may reach: an internal network, the edge beside it --------------------
+    def fenced(self) -> bool:
+        """A clone's network is internal (no way out but the host's edge process) when the
+        engine runs on this machine: the edge must reach the containers, and they it."""
+        return not is_remote()
+
+    def egress_fence(self, ctx: EnvContext) -> tuple[bool, str]:
+        if not self.fenced():
+            return False, ("the engine is remote (DOCKER_HOST): the clone's network is an ordinary bridge, and its "
+                           "mail sink runs on this machine, out of its containers' reach")
+        allow = f", and {len(self.spec.egress_allow)} allowed host(s) through its egress proxy" \
+            if self.spec.egress_allow else ""
+        return True, (f"the containers of {ctx.name} reach each other, their mail sink{allow}, and nothing else "
+                      "(the engine's host excepted)")
+
+    def declared_envs(self, ctx: EnvContext) -> dict[str, dict[str, str]]:
+        return {name: dict(st.env) for name, st in self.service_settings(ctx).items()}
+
+    @staticmethod
+    def _gateway(net: Any) -> str:
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Gateway"):
+                return str(cfg["Gateway"]).split("/")[0]
+        raise BackendError(f"Docker: the network {net.name} has no gateway address for the mail sink.",
+                           f"Remove it (docker network rm {net.name}) and start the clone again.")
+
+    def _start_edge(self, ctx: EnvContext, net: Any) -> None:
+        """The clone's mail sink (and egress proxy) on its network's gateway, before its containers."""
+        with engine_call(f"inspecting the network {net.name}"):
+            net.reload()
+        host = self._gateway(net) if self.fenced() else "127.0.0.1"
+        edge_process.start(ctx.run_dir, ctx.name, edge_process.plan(
+            ctx.run_dir, host, set(ctx.ports.values()),
+            allow=self.spec.egress_allow if net.attrs.get("Internal") else None))
+
+    def _forward_ports(self, ctx: EnvContext, net: Any, settings: dict[str, Settings]) -> None:
+        """An internal network publishes no port: 127.0.0.1:PORT of each service is forwarded
+        to its container by the host's edge (made again at every start: addresses change)."""
+        if not net.attrs.get("Internal"):
+            return
+        forwards = []
+        for svc, st in settings.items():
+            port = ctx.ports.get(svc)
+            if not port or not st.ports:
+                continue
+            c = self.engine.container(self.container_name(ctx.name, svc))
+            if c is None or c.status != "running":
+                continue
+            ip = ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(net.name, {}).get("IPAddress")
+            if ip:
+                forwards.append({"listen": ["127.0.0.1", port], "target": [ip, int(st.ports[0].split("/")[0])]})
+        if forwards:
+            edge_process.start(ctx.run_dir, ctx.name, {"forwards": forwards}, edge_process.PORTS)
+        else:
+            edge_process.stop(ctx.run_dir, edge_process.PORTS)
 
     def _prod_source(self, m: Mount, prod_mounts: dict[str, Any]) -> str:
         src = prod_mounts.get(m.target)
@@ -349,8 +406,12 @@ class DockerBackend(Backend):
         self.remember(ctx)
         settings = self.service_settings(ctx)
         net = self._network(ctx)
+        if progress and not edge_process.running(ctx.run_dir):
+            progress("starting the mail sink")
+        self._start_edge(ctx, net)
         for svc in self._order(settings):
             self.start_service(ctx, svc, settings[svc], net.name, progress)
+        self._forward_ports(ctx, net, settings)
 
     def start_service(self, ctx: EnvContext, svc: str, st: Settings, network: str,
                       progress: Progress | None = None) -> Any:
@@ -384,6 +445,8 @@ class DockerBackend(Backend):
         env.update(ctx.env_overrides)
         over = ctx.service_overrides.get(svc, {})
         env.update(over.get("env", {}))
+        edge = edge_process.values(ctx.run_dir)
+        env = {k: edge_process.expand(v, edge) for k, v in env.items()}
         command = st.command
         if "command" in over:
             import shlex
@@ -524,6 +587,7 @@ class DockerBackend(Backend):
                 if progress:
                     progress(f"stopping {c.labels.get(LABEL_SERVICE)}")
                 self.stop_container(c)
+        edge_process.stop_all(ctx.run_dir)
 
     def engine_start(self, c: Any) -> None:
         """Start one of this workspace's containers (never prod's)."""
@@ -694,6 +758,7 @@ class DockerBackend(Backend):
             raise ProdReadOnly("removing containers")
         say = progress or (lambda _t: None)
         env = ctx.name
+        edge_process.stop_all(ctx.run_dir)
         for c in self.engine.containers(env):
             say(f"removing {c.name}")
             self.engine.remove_container(c)

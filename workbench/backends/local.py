@@ -17,6 +17,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
 from workbench.errors import BackendError
@@ -94,6 +95,68 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def spawn(run_dir: Path, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int | None,
+          what: str, mask: dict[str, Any] | None = None, umask: int = -1) -> subprocess.Popen:
+    """Start a process of an environment in its own process group, its output appended to
+    ``run_dir/NAME.log`` (masked by its log pump, ``workbench.logpump``, with the secrets of
+    ``mask``) and its pid recorded in ``run_dir/NAME.pid`` before it runs: if repro-tui is
+    killed in between, it exits instead of running unrecorded (no stop, destroy or recovery
+    could find it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / f"{name}.log", "ab")
+    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {what}\n".encode())
+    log.flush()
+    gate_r, gate_w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _PUMP, _HOME, str(gate_r), *argv], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, pass_fds=(gate_r,), umask=umask)
+    except OSError as exc:
+        os.close(gate_w)
+        raise BackendError(f"cannot start {what}: {exc.strerror}: {exc.filename or argv[0]}") from None
+    finally:
+        log.close()
+        os.close(gate_r)
+    try:
+        (run_dir / f"{name}.pid").write_text(json.dumps(
+            {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
+        _write_all(gate_w, b"1" + json.dumps(mask or {}).encode())
+    finally:
+        os.close(gate_w)
+    return proc
+
+
+def running_pid(run_dir: Path, name: str) -> int | None:
+    """The pid of a recorded process of an environment that still runs (not a reused pid)."""
+    try:
+        info = json.loads((run_dir / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
+        return int(pid)
+    return None
+
+
+def stop_process(run_dir: Path, name: str, grace: float = STOP_GRACE) -> None:
+    """TERM to a recorded process's group, KILL after ``grace``; its pid file removed."""
+    pid = running_pid(run_dir, name)
+    if pid:
+        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.02)
+            if not _alive(pid):
+                break
+    (run_dir / f"{name}.pid").unlink(missing_ok=True)
+
+
 class LocalBackend(Backend):
     name = "local"
 
@@ -122,6 +185,10 @@ class LocalBackend(Backend):
             values[f"ports.{name}"] = str(port)
         for name, path in ctx.store_paths.items():
             values[f"stores.{name}.path"] = q(path)
+        if not ctx.is_prod:   # {mail.host}, {mail.port}: the clone's mail sink
+            from workbench.backends import edge_process
+
+            values.update(edge_process.values(ctx.run_dir))
         out = text
         for key, value in values.items():
             out = out.replace("{" + key + "}", value)
@@ -154,17 +221,18 @@ class LocalBackend(Backend):
             return None
 
     def _running_pid(self, ctx: EnvContext, service: str) -> int | None:
-        info = self._read_pid(ctx, service)
-        if not info:
-            return None
-        pid = info.get("pid")
-        if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
-            return int(pid)
-        return None
+        return running_pid(ctx.run_dir, service)
 
     # operations -----------------------------------------------------------------
     def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        if not ctx.is_prod:   # the clone's mail sink first: its services may mail as they start
+            from workbench.backends import edge_process
+
+            if progress and not edge_process.running(ctx.run_dir):
+                progress("starting the mail sink")
+            edge_process.start(ctx.run_dir, ctx.name,
+                               edge_process.plan(ctx.run_dir, "127.0.0.1", set(ctx.ports.values())))
         started: list[str] = []
         for name in self._order(ctx):
             svc = ctx.services[name]
@@ -189,35 +257,12 @@ class LocalBackend(Backend):
                 cwd = self.fence.process(ctx.name, cwd, argv)
                 for location in ctx.store_paths.values():
                     self.fence.data(ctx.name, location)
-            log = open(self.log_file(ctx, name), "ab")
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} in {ctx.name}\n".encode())
-            log.flush()
             exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
             if not exe or not os.access(cwd / exe, os.X_OK):
-                log.close()
                 raise BackendError(f"cannot start {ctx.name}/{name}: no such program: {argv[0]}",
                                    f"Check 'command' of service '{name}' in repro.yaml.")
-            # the service waits until its pid file is written: if repro-tui is killed in between,
-            # it exits instead of running unrecorded (no stop, destroy or recovery could find it)
-            gate_r, gate_w = os.pipe()
-            try:
-                proc = subprocess.Popen([sys.executable, "-c", _PUMP, _HOME, str(gate_r), *argv], cwd=cwd, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, pass_fds=(gate_r,),
-                                        umask=user_umask() if ctx.is_prod else -1)
-            except OSError as exc:
-                os.close(gate_w)
-                raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
-                                   f"Check 'command' of service '{name}' in repro.yaml.") from None
-            finally:
-                log.close()
-                os.close(gate_r)
-            try:
-                self._pid_file(ctx, name).write_text(json.dumps(
-                    {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
-                _write_all(gate_w, b"1" + json.dumps(self._pump_config(ctx)).encode())
-            finally:
-                os.close(gate_w)
+            proc = spawn(ctx.run_dir, name, argv, env, cwd, port, f"{name} in {ctx.name}",
+                         mask=self._pump_config(ctx), umask=user_umask() if ctx.is_prod else -1)
             started.append(name)
             self._wait_healthy(ctx, name, svc, proc)
 
@@ -300,31 +345,20 @@ class LocalBackend(Backend):
                 "allowed": sorted(policy.allowed), "values": sorted(set(values))}
 
     def _stop_one(self, ctx: EnvContext, name: str) -> None:
-        pid = self._running_pid(ctx, name)
-        if pid:
-            for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 2.0)):
-                try:
-                    os.killpg(pid, sig)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    os.kill(pid, sig)
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline and _alive(pid):
-                    time.sleep(0.02)
-                if not _alive(pid):
-                    break
-        self._pid_file(ctx, name).unlink(missing_ok=True)
+        stop_process(ctx.run_dir, name)
 
     def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         names = list(reversed(self._order(ctx)))
         # also stop services that ran but are no longer declared (a pid file without a service)
         if ctx.run_dir.exists():
-            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names]
+            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names and not p.stem.startswith("_")]
         for name in names:
             if progress and self._running_pid(ctx, name):
                 progress(f"stopping {name}")
             self._stop_one(ctx, name)
+        from workbench.backends import edge_process  # the mail sink last, as it came first
+
+        edge_process.stop(ctx.run_dir)
 
     def status(self, ctx: EnvContext) -> dict[str, ServiceStatus]:
         out = {}

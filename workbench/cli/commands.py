@@ -155,6 +155,29 @@ def cmd_shell(c: Call) -> int:
     os.execvpe(shell, [shell], {**os.environ, **env})
 
 
+def cmd_mail(c: Call) -> int:
+    a = c.args
+    if a.id is not None:
+        m = c.ws.mail_message(a.env, a.id)
+        c.out.emit(m.as_dict(), lambda: c.out.write(m.text()))
+        return 0
+    mails = c.ws.mail(a.env)
+
+    def text() -> None:
+        if not mails:
+            c.out.write(f"no mail captured in {a.env} yet: what its services send arrives here.\n")
+            return
+        rows = [["ID", "TIME", "FROM", "TO", "SUBJECT"]]
+        for m in mails:
+            rows.append([str(m.id), time.strftime("%m-%d %H:%M:%S", time.localtime(m.time)), m.sender[:40],
+                         ", ".join(m.to)[:40], m.subject[:60]])
+        c.out.table(rows)
+        c.out.write(f"{len(mails)} message(s), none delivered. Read one: repro-tui mail {a.env} ID\n")
+
+    c.out.emit([m.as_dict() for m in mails], text)
+    return 0
+
+
 # --- changing --------------------------------------------------------------------------------
 
 def cmd_fork(c: Call) -> int:
@@ -171,6 +194,9 @@ def cmd_fork(c: Call) -> int:
         c.out.write(f"  worktree: {e.worktree}\n  reset its data any time: repro-tui reset {e.name}\n")
         if carried:
             c.out.write(f"  {carried}\n")
+        c.out.write(f"  its mail: repro-tui mail {e.name}\n")
+        for note in e.notes:
+            c.out.write(f"  {note}\n")
         _verdicts(c, e.name)
 
     c.out.emit({**e.as_dict(), **_checks_json(c, e.name), **({"drift": carried} if a.with_drift else {})}, text)
@@ -377,6 +403,7 @@ COMMANDS: dict[str | None, Callable[[Call], int]] = {
     "logs": cmd_logs,
     "shell": cmd_shell,
     "log": cmd_log,
+    "mail": cmd_mail,
     "diff": cmd_diff,
     "serve": cmd_serve,
     "init": cmd_init,

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from workbench.configfiles import Unparsed, file_type, matched_files, parse, parsed, read
+from workbench.configfiles import MAX_PARSE_BYTES, Unparsed, file_type, matched_files, parse, parsed, read
 from workbench.diff.model import Change, GroupSummary
 from workbench.diff.values import Shower
 
@@ -28,9 +28,6 @@ BUDGET_SECONDS = 2.0
 SMALL_LIST = 2000                   # lists up to this many items (both sides) are aligned by deepdiff
 MAX_TEXT_BYTES = 8_000_000          # larger unparseable files: compared by size and hash only
 MAX_DIFF_LINES = 20_000             # past this many differing lines, only the line counts are told
-# ruamel.yaml reads about 0.1 MB/s in pure Python (a 4 MB file takes a minute): past this
-# size a YAML file is compared line by line instead, which takes a fraction of a second
-MAX_PARSE_BYTES = {"yaml": 400_000, "toml": 4_000_000, "ini": 4_000_000, "env": 4_000_000, "json": 50_000_000}
 
 
 def key_path(file: str, parts: list[Any]) -> str:

@@ -58,6 +58,9 @@ TRASH = "trash-"
 MAX_IDENT = 63
 
 
+MAINTENANCE_DATABASES = ("postgres", "template0", "template1")
+
+
 class PostgresStore(Store):
     """One PostgreSQL database of a docker service, for every environment."""
 
@@ -251,6 +254,12 @@ class PostgresStore(Store):
 
     # --- checks ---------------------------------------------------------------------------------
     def check(self, rules: list[ScrubRule]) -> None:
+        if self.db in MAINTENANCE_DATABASES:
+            raise Refused(f"store '{self.name}' names the database {self.db!r}, the server's own maintenance "
+                          "database: a clone's copy is snapshotted and reset by renaming databases, which "
+                          "PostgreSQL does not allow for it.",
+                          "Keep the app's data in a database of its own (CREATE DATABASE app), and name that one "
+                          f"as 'database' of store '{self.name}' in repro.yaml.")
         srv = self.prod_server()
         if self.db not in srv.databases():
             raise NotFound(f"prod's server ({srv.name}) has no database named {self.db!r}.",

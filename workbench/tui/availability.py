@@ -61,6 +61,8 @@ def refusal(action: str, s: Situation) -> str | None:
             return "no environment is selected."
         if action == "check" and s.busy:   # an operation of its own (prod gets only GETs: not a change)
             return f"wait: {s.busy} is under way (one operation at a time)."
+    if action == "mail" and s.kind != "clone":
+        return "prod has no mail sink: its mail goes where prod sends it. Select a clone to read what it sent."
     if action == "logs":
         if s.kind is None:
             return "no environment is selected."

@@ -507,6 +507,13 @@ class MainScreen(Screen[None]):
             return
         self.app.push_screen(LogsDialog(env, services, self.gateway.log_reader(env)))
 
+    def action_mail(self) -> None:
+        from workbench.tui.dialogs.mail import MailDialog
+
+        env = self.selected or PROD
+        listing, message = self.gateway.mail_reader(env)
+        self.app.push_screen(MailDialog(env, listing, message))
+
     def action_compare(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog
 
