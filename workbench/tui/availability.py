@@ -18,6 +18,7 @@ CLONE_ONLY = {
     "compare": "comparing with a snapshot",
 }
 CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop"}
+NEEDS_CHECKS = {"check", "check_details"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Situation:
     can_undo_reset: bool = False
     has_services: bool = True
     backend: str = "local"
+    has_checks: bool = False      # repro.yaml declares checks
 
 
 def refusal(action: str, s: Situation) -> str | None:
@@ -52,6 +54,13 @@ def refusal(action: str, s: Situation) -> str | None:
             return "prod's containers are never started or stopped by repro-tui."
         if not s.has_services:
             return f"{s.selected} has no service to start or stop."
+    if action in NEEDS_CHECKS:
+        if not s.has_checks:
+            return "repro.yaml declares no check: add a 'checks:' section (README, section Checks)."
+        if s.kind is None:
+            return "no environment is selected."
+        if action == "check" and s.busy:   # an operation of its own (prod gets only GETs: not a change)
+            return f"wait: {s.busy} is under way (one operation at a time)."
     if action == "mail" and s.kind != "clone":
         return "prod has no mail sink: its mail goes where prod sends it. Select a clone to read what it sent."
     if action == "logs":

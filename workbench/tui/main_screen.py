@@ -28,8 +28,10 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 
 from workbench.names import PROD
+from workbench.tui import incident
 from workbench.tui.availability import Situation, refusal
 from workbench.tui.gateway import Call, Gateway, Post
+from workbench.tui.incident_text import drift_note
 from workbench.tui.keymap import KEYS, action_for_key, key_display
 from workbench.tui.messages import (
     CloneDestroyed,
@@ -38,10 +40,13 @@ from workbench.tui.messages import (
     CloneReset,
     DiffComputed,
     DiffFailed,
+    DriftCounted,
+    DriftLoaded,
     Event,
     OperationDone,
     OperationFailed,
     PreviewLoaded,
+    ReportWritten,
     ResetUndone,
     ServicesStarted,
     ServicesStopped,
@@ -54,6 +59,7 @@ from workbench.tui.messages import (
 from workbench.tui.presentation import build_views, env_line, first_line, forking_line, title_text
 from workbench.tui.settings import ScreenSettings
 from workbench.tui.widgets.activity import Activity
+from workbench.tui.widgets.checks import ChecksList
 from workbench.tui.widgets.diff_view import DiffView
 from workbench.tui.widgets.environments import EnvList, SnapshotList
 
@@ -108,6 +114,8 @@ class MainScreen(Screen[None]):
         self._reported_pending: set[int] = set()
         self._last_diff_error: str | None = None
         self._gateway: Gateway | None = None
+        self.check_results: list[Any] = []      # the latest result of each check on each environment
+        self.drift_count = 0                    # how much prod drifted (the poller looks every few seconds)
 
     @property
     def gateway(self) -> Gateway:
@@ -122,6 +130,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="left"):
                 yield EnvList(id="envs")
                 yield SnapshotList(id="snapshots")
+                yield ChecksList(id="checks")
             yield DiffView(id="diff")
         yield Activity(id="activity")
         yield Footer(show_command_palette=False)
@@ -131,6 +140,8 @@ class MainScreen(Screen[None]):
         self.query_one("#snapshots").border_title = "Snapshots"
         self.query_one("#diff").border_title = "Diff"
         self.query_one("#activity").border_title = "Activity"
+        self.query_one("#checks").border_title = "Checks"
+        self.set_class(not self.wb.checks, "-no-checks")
         self.query_one(DiffView).clear("reading the workspace …")
         self._update_title()
         self.query_one("#envs").focus()
@@ -178,6 +189,13 @@ class MainScreen(Screen[None]):
                 self.notify(e.error, title=f"{e.op} {e.env}: not done", severity=e.severity, timeout=10)
             case PreviewLoaded() as e:
                 self._preview_loaded(e)
+            case DriftCounted() as e:
+                self.drift_count = e.count
+                self._show_envs()
+            case DriftLoaded() as e:
+                incident.drift_loaded(self, e)
+            case ReportWritten() as e:
+                incident.report_written(self, e)
 
     # reading the workspace -------------------------------------------------------------
     def _workspace_read(self, message: WorkspaceRead) -> None:
@@ -193,6 +211,8 @@ class MainScreen(Screen[None]):
         self._show_snapshots()
         self._journal = message.journal
         self.query_one(Activity).show_journal(message.journal, now)
+        self.check_results = message.checks
+        incident.show_checks(self)
         for entry in message.pending:
             if entry.id not in self._reported_pending:
                 self._reported_pending.add(entry.id)
@@ -205,7 +225,8 @@ class MainScreen(Screen[None]):
         forked is listed as soon as its fork starts)."""
         now = self.wb.clock()
         op = self.busy.split(" ", 1)[0] if self.busy else None
-        lines = [env_line(e, now, busy=op if e.name == self._busy_env else None, mask=self.wb.mask)
+        lines = [env_line(e, now, busy=op if e.name == self._busy_env else None, mask=self.wb.mask,
+                          note=drift_note(self.drift_count) if e.kind == "prod" else "")
                  for e in self.envs.values()]
         if op == "fork" and self._busy_env and self._busy_env not in self.envs:
             lines.append(forking_line(self._busy_env))
@@ -231,6 +252,7 @@ class MainScreen(Screen[None]):
     def watch_selected(self, old: str | None, new: str | None) -> None:
         self.compare_to = PROD
         self._show_snapshots()
+        incident.show_checks(self)
         self._schedule_diff()
 
     # the diff -------------------------------------------------------------------------
@@ -330,7 +352,7 @@ class MainScreen(Screen[None]):
             selected=self.selected, kind=env.kind if env else None, state=env.state if env else None,
             busy=self.busy, can_undo_reset=bool(env and env.can_undo_reset),
             has_services=bool(env and env.services) if env else bool(self.wb.has_services),
-            backend=self.wb.backend_name)
+            backend=self.wb.backend_name, has_checks=bool(self.wb.checks))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return refusal(action, self.situation()) is None
@@ -535,6 +557,22 @@ class MainScreen(Screen[None]):
 
     def action_show_tab(self, section: str) -> None:
         self.query_one(DiffView).show_tab(section)
+
+    def action_check(self) -> None:
+        incident.run_checks(self)
+
+    def action_check_details(self) -> None:
+        incident.show_check_details(self)
+
+    @on(OptionList.OptionSelected, "#checks")
+    def _check_chosen(self) -> None:
+        incident.show_check_details(self)
+
+    def action_drift(self) -> None:
+        incident.load_drift(self)
+
+    def action_report(self) -> None:
+        incident.write_report(self)
 
     def action_help(self) -> None:
         from workbench.tui.dialogs.help import HelpDialog

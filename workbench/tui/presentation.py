@@ -75,6 +75,7 @@ class EnvLine:
     branch: str
     snapshots: str
     ports: str
+    note: str = ""                  # e.g. prod's drift: "⚠ drift 2"
 
     @property
     def first(self) -> str:
@@ -82,18 +83,18 @@ class EnvLine:
 
     @property
     def second(self) -> str:
-        parts = [self.branch, self.snapshots, self.ports]
+        parts = [self.branch, self.snapshots, self.ports, self.note]
         return "  ".join(p for p in parts if p)
 
 
-def env_line(env: Any, now: float, busy: str | None = None, mask: bool = False) -> EnvLine:
+def env_line(env: Any, now: float, busy: str | None = None, mask: bool = False, note: str = "") -> EnvLine:
     """One environment as the list shows it. ``busy`` names an operation under way on it."""
     state = "busy" if busy else env.state
     word = busy or env.state
     snaps = "" if env.kind == "prod" else count(len(env.snapshots), "snap")
     return EnvLine(name=env.name, symbol=state_symbol(state), state=word, tone=state_tone(state),
                    age="" if env.kind == "prod" else age(env.created_at, now), branch=env.branch,
-                   snapshots=snaps, ports=ports_text(env.services, mask))
+                   snapshots=snaps, ports=ports_text(env.services, mask), note=note)
 
 
 def forking_line(name: str) -> EnvLine:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 Clock = Callable[[], float]
 
@@ -19,3 +20,4 @@ class ScreenSettings:
     prod_branch: str = "main"
     backend_name: str = "local"
     has_services: bool = True
+    checks: tuple[Any, ...] = ()    # repro.yaml's checks (workbench.spec.CheckSpec), for the Checks pane
