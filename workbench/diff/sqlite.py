@@ -6,12 +6,16 @@ from the pages (``sqlitepages``): a clone copied from prod shares every unchange
 so a table nobody wrote is skipped after reading a few interior pages, and a table with
 a hundred changed rows is compared only on the leaves that hold them.
 
-Rows are matched on the primary key with a LEFT JOIN comparing columns with ``IS NOT``
-(so NULL is not ``''``, BLOBs compare by bytes) under BINARY collation (so a NOCASE
-column still shows a change of case). Tables without a primary key are compared as
-multisets: rows grouped by all columns with their counts, so a duplicated row counts.
-Changes stream out as the cursor finds them; past a per-table limit they are only
-counted.
+Values are compared exactly: bytes under BINARY collation (a NOCASE column still shows a
+change of case) and, where a column can hold both, storage class (``1`` is not ``1.0``,
+``1`` is not ``'1'``). Rows are matched on the primary key, a key being equal only when
+its values are (same bytes, same storage class): a key whose case or storage class
+changed is a row removed and a row added. A row whose key holds NULL (SQLite allows it
+in a composite key, or in ``INTEGER PRIMARY KEY DESC``) identifies nothing: such rows are
+compared as rows of a table without a primary key are, as multisets (grouped by every
+column with their counts, so a duplicated row counts). TEXT that is not valid UTF-8 is
+shown escaped (``values.RawText``). Changes stream out as the cursor finds them; past a
+per-table limit they are only counted.
 
 Run ``python -m workbench.diff.sqlite LEFT.db RIGHT.db [--json] [--limit N]`` to diff
 two files directly (the benchmark does).
@@ -31,10 +35,11 @@ from typing import Any
 
 from workbench.diff import sqlitepages as pages
 from workbench.diff.model import Change, GroupSummary
-from workbench.diff.values import BlobText, Shower, key_text
+from workbench.diff.values import BlobText, Shower, decode_text, key_text
 from workbench.errors import NotFound, Refused
 
 INTERNAL = re.compile(r"^sqlite_", re.IGNORECASE)
+_PLURAL = {"index": "indexes", "view": "views", "trigger": "triggers"}   # in paths: db.t.indexes.t_name
 _RANGES = "temp.repro_diff_ranges"
 
 
@@ -130,6 +135,7 @@ class _Connection:
                                "Check the store's path in repro.yaml, or fork the clone again.")
         self.conn = sqlite3.connect(_uri(left, left_immutable), uri=True, isolation_level=None,
                                     check_same_thread=False)
+        self.conn.text_factory = decode_text   # TEXT that is not UTF-8 is shown escaped, not an error
         try:
             self.conn.execute("ATTACH DATABASE ? AS r", (_uri(right, right_immutable),))
             self.conn.execute("PRAGMA busy_timeout = 5000")
@@ -313,7 +319,7 @@ def schema_changes(o: Options, ls: Schema, rs: Schema) -> Iterator[Change]:
         if a is not None and b is not None and _norm_sql(a) == _norm_sql(b) and lo and ro and lo[0] == ro[0]:
             continue
         tbl = (lo or ro)[0]  # type: ignore[index]
-        yield Change("data", f"{store}.{tbl}.{kind_name}s.{name}",
+        yield Change("data", f"{store}.{tbl}.{_PLURAL[kind_name]}.{name}",
                      "added" if lo is None else "removed" if ro is None else "changed",
                      left=a, right=b, store=store, table=tbl, schema=True)
 
@@ -325,6 +331,56 @@ def _norm_sql(sql: str) -> str:
 def _ordered_union(a: list[str], b: list[str]) -> list[str]:
     seen = {x.lower() for x in a}
     return a + [x for x in b if x.lower() not in seen]
+
+
+def affinity(declared: str) -> str:
+    """The affinity SQLite gives a column declared with this type (its rules, in order)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t:
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def mixed_classes(left: Column | None, right: Column | None) -> bool:
+    """True when the two columns can hold values SQLite calls equal across storage classes.
+
+    A column with INTEGER, NUMERIC, REAL or TEXT affinity converts what it stores (``1.0``
+    becomes ``1``, ``1`` becomes ``'1'``), so equal values there have one storage class. A
+    column without affinity (``BLOB``, no type, a STRICT table's ``ANY``) keeps ``1`` and
+    ``1.0`` apart, and two columns of different affinities convert when compared."""
+    if left is None or right is None:
+        return True
+    a, b = affinity(left.type), affinity(right.type)
+    return a != b or a == "BLOB" or "ANY" in (left.type.upper(), right.type.upper())
+
+
+@dataclass
+class KeyInfo:
+    """How a table's primary key behaves: the rowid itself, or an index with collations."""
+
+    rowid: bool                                   # INTEGER PRIMARY KEY: the rowid, never NULL
+    collations: dict[str, str] = field(default_factory=dict)   # lower key column -> collation
+
+    def nullable(self, table: Table) -> bool:
+        """SQLite lets a key hold NULL outside WITHOUT ROWID tables, the rowid, and NOT NULL."""
+        if self.rowid or table.without_rowid:
+            return False
+        return any(c is None or not c.notnull for c in (table.column(p) for p in table.pk))
+
+
+def key_info(conn: sqlite3.Connection, schema: str, table: Table) -> KeyInfo:
+    """The key's index as SQLite made it (``INTEGER PRIMARY KEY DESC`` is not the rowid)."""
+    for _seq, name, _unique, origin, *_ in conn.execute(f"PRAGMA {schema}.index_list({q(table.name)})"):
+        if origin == "pk":
+            cols = conn.execute(f"PRAGMA {schema}.index_xinfo({q(name)})").fetchall()
+            return KeyInfo(False, {c[2].lower(): str(c[4]).upper() for c in cols if c[5] and c[2]})
+    return KeyInfo(rowid=not table.without_rowid)
 
 
 class TableDiff:
@@ -344,6 +400,8 @@ class TableDiff:
         self.pk = lt.pk if pk_l and pk_l == pk_r else []
         pks = {p.lower() for p in self.pk}
         self.compare = [c for c in self.common if c.lower() not in pks and c.lower() not in hidden]
+        self.keys = (key_info(conn, "main", lt), key_info(conn, "r", rt)) if self.pk else None
+        self.nullable = self.keys is not None and (self.keys[0].nullable(lt) or self.keys[1].nullable(rt))
 
     # helpers -------------------------------------------------------------------
     def _range_join(self, alias: str, table: Table) -> str:
@@ -357,6 +415,39 @@ class TableDiff:
         self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_RANGES.split('.')[1]} (lo INTEGER, hi INTEGER)")
         self.conn.execute(f"DELETE FROM {_RANGES}")
         self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
+
+    def _differs(self, c: str) -> str:
+        """SQL that is true when column ``c`` differs between rows ``a`` and ``b``: bytes,
+        and storage class where the columns can hold equal values of two classes."""
+        a, b = f"a.{q(c)}", f"b.{q(c)}"
+        if mixed_classes(self.lt.column(c), self.rt.column(c)):
+            return f"(+{a} IS NOT +{b} COLLATE BINARY OR typeof({a}) <> typeof({b}))"
+        return f"({a} IS NOT {b} COLLATE BINARY)"
+
+    def _match(self) -> str:
+        """SQL pairing row ``b`` with row ``a`` on the key, which must be equal exactly.
+
+        ``b.k = a.k`` under the right side's collation and affinity lets SQLite use its key
+        index; conditions follow where that equality is looser than exact (a NOCASE key, a
+        key column without affinity, or one whose affinity changed)."""
+        assert self.keys is not None
+        parts = []
+        for p in self.pk:
+            a, b = f"a.{q(p)}", f"b.{q(p)}"
+            lc, rc = self.lt.column(p), self.rt.column(p)
+            same_affinity = lc is not None and rc is not None and affinity(lc.type) == affinity(rc.type)
+            parts.append(f"{b} = {a}" if same_affinity else f"{b} = +{a}")
+            if any(k.collations.get(p.lower(), "BINARY") != "BINARY" for k in self.keys):
+                parts.append(f"{b} = {a} COLLATE BINARY")
+            if mixed_classes(lc, rc):
+                parts.append(f"typeof({b}) = typeof({a})")
+        return " AND ".join(parts)
+
+    def _key_null(self, alias: str, null: bool) -> str:
+        """SQL that is true when the row's key holds a NULL (``null``), or holds none."""
+        if null:
+            return "(" + " OR ".join(f"{alias}.{q(p)} IS NULL" for p in self.pk) + ")"
+        return " AND ".join(f"{alias}.{q(p)} IS NOT NULL" for p in self.pk)
 
     def _emit(self, change: Change) -> bool:
         """Count a change; True when it is to be shown (within the limit)."""
@@ -374,6 +465,8 @@ class TableDiff:
         self._load_ranges()
         if self.pk:
             yield from self._keyed()
+            if self.nullable:   # rows a NULL in their key leaves without identity
+                yield from self._multiset(self._key_null("a", True), self._key_null("b", True))
         else:
             yield from self._multiset()
         if not self.o.include_scrubbed:
@@ -382,14 +475,15 @@ class TableDiff:
     def _keyed(self) -> Iterator[Change]:
         lt, rt, o = self.lt, self.rt, self.o
         show = o.shower
-        on = " AND ".join(f"b.{q(p)} IS a.{q(p)}" for p in self.pk)
         exist = f"b.{q(rt.rowid)}" if rt.rowid else f"b.{q(self.pk[0])}"
-        flags = [f"(a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY)" for c in self.compare]
+        flags = [self._differs(c) for c in self.compare]
         select = ([f"a.{q(p)}" for p in self.pk] + [f"{exist} IS NULL"] + [f"a.{q(c)}" for c in self.left_cols]
                   + [f"b.{q(c)}" for c in self.compare] + flags)
         where = " OR ".join([f"{exist} IS NULL"] + flags)
+        if self.nullable:
+            where = f"{self._key_null('a', False)} AND ({where})"
         sql = (f"SELECT {', '.join(select)} FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
-               f"LEFT JOIN r.{q(rt.name)} AS b ON {on} WHERE {where}")
+               f"LEFT JOIN r.{q(rt.name)} AS b ON {self._match()} WHERE {where}")
         npk, ncols, ncmp = len(self.pk), len(self.left_cols), len(self.compare)
         lpos = {c.lower(): i for i, c in enumerate(self.left_cols)}
         removed = 0
@@ -417,13 +511,13 @@ class TableDiff:
                     ch.right, m2 = show.value(c, rvals[i])
                     ch.masked = m1 or m2 or masked_key
                     yield ch
-        if self._keys_not_null() and self._count("r", rt) == self._count("main", lt) - removed:
+        if not self.nullable and self._count("r", rt) == self._count("main", lt) - removed:
             return   # every right row matched a left one: nothing added (the scan below would find none)
-        npk_r = [q(p) for p in self.pk]
-        not_in_left = " AND ".join(f"a.{p} IS b.{p}" for p in npk_r)
+        where = f"NOT EXISTS (SELECT 1 FROM main.{q(lt.name)} AS a WHERE {self._match()})"
+        if self.nullable:
+            where = f"{self._key_null('b', False)} AND {where}"
         sql = (f"SELECT {', '.join(f'b.{q(p)}' for p in self.pk)}, {', '.join(f'b.{q(c)}' for c in self.right_cols)} "
-               f"FROM r.{q(rt.name)} AS b{self._range_join('b', rt)} "
-               f"WHERE NOT EXISTS (SELECT 1 FROM main.{q(lt.name)} AS a WHERE {not_in_left})")
+               f"FROM r.{q(rt.name)} AS b{self._range_join('b', rt)} WHERE {where}")
         for row in self.conn.execute(sql):
             ch = Change("data", "", "added", store=o.store, table=lt.name)
             if self._emit(ch):
@@ -431,17 +525,6 @@ class TableDiff:
                 ch.right, m = show.row(self.right_cols, row[npk:])
                 ch.masked = m or masked_key
                 yield ch
-
-    def _keys_not_null(self) -> bool:
-        """Keys that cannot be NULL match one to one, so that counts tell whether rows were added."""
-        def ok(t: Table) -> bool:
-            if t.without_rowid:
-                return True
-            cols = [t.column(p) for p in self.pk]
-            if len(cols) == 1 and cols[0] is not None and cols[0].type.upper() == "INTEGER":
-                return True   # the rowid itself
-            return all(c is not None and c.notnull for c in cols)
-        return ok(self.lt) and ok(self.rt)
 
     def _count(self, schema: str, t: Table) -> int:
         alias = "a" if schema == "main" else "b"
@@ -456,7 +539,8 @@ class TableDiff:
             masked = masked or m
         return shown, f"{self.o.store}.{self.lt.name}[{','.join(key_text(v) for v in shown)}]", masked
 
-    def _multiset(self) -> Iterator[Change]:
+    def _multiset(self, where_a: str = "", where_b: str = "") -> Iterator[Change]:
+        """Rows as multisets (a table without a key, or the rows whose key holds NULL)."""
         lt, rt, o = self.lt, self.rt, self.o
         cols = [c for c in self.common if c.lower() not in {x.lower() for x in self.scrub_cols}
                 or o.include_scrubbed]
@@ -464,10 +548,13 @@ class TableDiff:
             return
         a_cols = ", ".join(f"a.{q(c)}" for c in cols)
         b_cols = ", ".join(f"b.{q(c)}" for c in cols)
-        group = ", ".join(f"{q(c)} COLLATE BINARY" for c in cols)
+        group = ", ".join(f"{q(c)} COLLATE BINARY" + (f", typeof({q(c)})" if mixed_classes(lt.column(c), rt.column(c))
+                                                     else "") for c in cols)
         sql = (f"SELECT {', '.join(q(c) for c in cols)}, sum(l), sum(r) FROM ("
-               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
-               f"UNION ALL SELECT {b_cols}, 0, 1 FROM r.{q(rt.name)} AS b{self._range_join('b', rt)}) "
+               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM main.{q(lt.name)} AS a{self._range_join('a', lt)}"
+               f"{' WHERE ' + where_a if where_a else ''} "
+               f"UNION ALL SELECT {b_cols}, 0, 1 FROM r.{q(rt.name)} AS b{self._range_join('b', rt)}"
+               f"{' WHERE ' + where_b if where_b else ''}) "
                f"GROUP BY {group} HAVING sum(l) <> sum(r)")
         n = len(cols)
         for row in self.conn.execute(sql):
@@ -483,7 +570,7 @@ class TableDiff:
         lt, rt, o = self.lt, self.rt, self.o
         for c in self.scrub_cols:
             if self.pk:
-                on = " AND ".join(f"b.{q(p)} IS a.{q(p)}" for p in self.pk)
+                on = self._match()
             elif lt.rowid and rt.rowid:
                 on = f"b.{q(rt.rowid)} = a.{q(lt.rowid)}"
             else:
