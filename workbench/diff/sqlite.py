@@ -39,6 +39,7 @@ from workbench.diff.values import BlobText, Shower, decode_text, key_text
 from workbench.errors import NotFound, Refused
 
 INTERNAL = re.compile(r"^sqlite_", re.IGNORECASE)
+_KEYS = "temp.repro_diff_keys"
 _PLURAL = {"index": "indexes", "view": "views", "trigger": "triggers"}   # in paths: db.t.indexes.t_name
 _RANGES = "temp.repro_diff_ranges"
 
@@ -163,10 +164,12 @@ def _uri(path: str, immutable: bool) -> str:
 
 @dataclass
 class PagePlan:
-    """What the page comparison found, per table: ``[]`` same, ranges, or None (whole table)."""
+    """What the page comparison found, per table: ``[]`` same, rowid ranges, or None (whole
+    table); ``keys`` holds, for a WITHOUT ROWID table, the keys of the rows that can differ."""
 
     same_file: bool = False
     ranges: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)
+    keys: dict[str, list[tuple]] = field(default_factory=dict)
     note: str | None = None
     seconds: float = 0.0
 
@@ -205,16 +208,29 @@ def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3
                 ta, tb = trees_a.get(lt.name), trees_b.get(rt.name)
                 if lt.virtual or rt.virtual:
                     plan.ranges[n] = []
-                elif ta is None or tb is None or n in whole:
+                elif ta is None or tb is None or n in whole or ta.index != tb.index:
                     plan.ranges[n] = None
+                elif not ta.index:
+                    plan.ranges[n] = pages.changed_ranges(a, b, ta, tb, diff)
                 else:
-                    plan.ranges[n] = pages.changed_ranges(ta, tb, diff)
+                    keys = _changed_keys(a, b, ta, tb, diff, lt, rt)
+                    plan.ranges[n] = [] if keys == [] else None
+                    if keys:
+                        plan.keys[n] = keys
     except pages.NotSQLite as exc:
         plan.note = f"pages not comparable ({exc}): every table compared row by row"
         plan.ranges = dict.fromkeys(common)
     finally:
         plan.seconds = time.perf_counter() - t0
     return plan
+
+
+def _changed_keys(a: pages.PageReader, b: pages.PageReader, ta: pages.Tree, tb: pages.Tree, diff: set[int],
+                  lt: Table, rt: Table) -> list[tuple] | None:
+    """Keys of a WITHOUT ROWID table's rows that can differ; None: compare it whole."""
+    if not (lt.without_rowid and rt.without_rowid) or [p.lower() for p in lt.pk] != [p.lower() for p in rt.pk]:
+        return None if ta.pages != tb.pages or ta.pages & diff else []
+    return pages.changed_keys(a, b, ta, tb, diff, len(lt.pk))
 
 
 def _overflow_owners(conn: sqlite3.Connection, stray: set[int], ls: Schema, rs: Schema) -> set[str]:
@@ -275,7 +291,7 @@ class SqliteDiff:
                 elif lt.virtual or rt.virtual:
                     g.status, g.note = "skipped", "virtual table: schema only"
                 else:
-                    yield from TableDiff(c.conn, self.o, lt, rt, ranges, g).changes()
+                    yield from TableDiff(c.conn, self.o, lt, rt, ranges, g, self.plan.keys.get(n)).changes()
                 g.seconds = time.perf_counter() - t0
         finally:
             c.close()
@@ -387,9 +403,10 @@ class TableDiff:
     """Row changes of one table present on both sides."""
 
     def __init__(self, conn: sqlite3.Connection, o: Options, lt: Table, rt: Table,
-                 ranges: list[tuple[int, int]] | None, group: GroupSummary) -> None:
+                 ranges: list[tuple[int, int]] | None, group: GroupSummary, keys: list[tuple] | None = None) -> None:
         self.conn, self.o, self.lt, self.rt, self.g = conn, o, lt, rt, group
         self.ranges = ranges if ranges and lt.rowid and rt.rowid else None
+        self.only_keys = keys if keys and lt.pk and [p.lower() for p in lt.pk] == [p.lower() for p in rt.pk] else None
         scrub = o.scrubbed.get(lt.name.lower(), set())
         self.scrub_cols = [c.name for c in lt.columns if c.name.lower() in scrub and rt.column(c.name)]
         hidden = set() if o.include_scrubbed else {c.lower() for c in self.scrub_cols}
@@ -404,17 +421,40 @@ class TableDiff:
         self.nullable = self.keys is not None and (self.keys[0].nullable(lt) or self.keys[1].nullable(rt))
 
     # helpers -------------------------------------------------------------------
-    def _range_join(self, alias: str, table: Table) -> str:
-        if not self.ranges:
-            return ""
-        return f" JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi"
+    def _restrict(self, alias: str, table: Table) -> tuple[str, str]:
+        """SQL (a join, a condition) keeping only the rows the pages say can differ: those
+        in the rowid ranges, or those with one of the keys (a WITHOUT ROWID table)."""
+        if self.ranges:
+            return f" JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi", ""
+        if self.only_keys:
+            cols = ", ".join(f"{alias}.{q(p)}" for p in table.pk)
+            keys = ", ".join(f"k{i}" for i in range(len(table.pk)))
+            return "", f"({cols}) IN (SELECT {keys} FROM {_KEYS})"
+        return "", ""
+
+    def _from(self, schema: str, table: Table, alias: str, where: str = "") -> str:
+        """``FROM`` a side's table, restricted (``_restrict``), with an optional condition."""
+        join, cond = self._restrict(alias, table)
+        conds = " AND ".join(c for c in (cond, where) if c)
+        return f"FROM {schema}.{q(table.name)} AS {alias}{join}" + (f" WHERE {conds}" if conds else "")
 
     def _load_ranges(self) -> None:
-        if not self.ranges:
-            return
-        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_RANGES.split('.')[1]} (lo INTEGER, hi INTEGER)")
-        self.conn.execute(f"DELETE FROM {_RANGES}")
-        self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
+        if self.ranges:
+            self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_RANGES.split('.')[1]} (lo INTEGER, hi INTEGER)")
+            self.conn.execute(f"DELETE FROM {_RANGES}")
+            self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
+        elif self.only_keys:
+            n = len(self.only_keys[0])
+            self.conn.execute(f"DROP TABLE IF EXISTS {_KEYS}")
+            self.conn.execute(f"CREATE TEMP TABLE {_KEYS.split('.')[1]} ({', '.join(f'k{i}' for i in range(n))})")
+            # each value as stored: TEXT in the database's encoding, so through a CAST
+            by_shape: dict[tuple[str, ...], list[list[Any]]] = {}
+            for key in self.only_keys:
+                by_shape.setdefault(tuple(v[0] == "t" for v in key), []).append([bytes(v[1]) if v[0] == "t" else v[1]
+                                                                                for v in key])
+            for shape, rows in by_shape.items():
+                marks = ", ".join("CAST(? AS TEXT)" if text else "?" for text in shape)
+                self.conn.executemany(f"INSERT INTO {_KEYS} VALUES ({marks})", rows)
 
     def _differs(self, c: str) -> str:
         """SQL that is true when column ``c`` differs between rows ``a`` and ``b``: bytes,
@@ -462,6 +502,8 @@ class TableDiff:
         g.status = "compared"
         if self.ranges:
             g.note = f"{len(self.ranges)} rowid range(s) read, from the pages that differ"
+        elif self.only_keys:
+            g.note = f"{len(self.only_keys)} key(s) read, from the pages that differ"
         self._load_ranges()
         if self.pk:
             yield from self._keyed()
@@ -479,10 +521,10 @@ class TableDiff:
         flags = [self._differs(c) for c in self.compare]
         select = ([f"a.{q(p)}" for p in self.pk] + [f"{exist} IS NULL"] + [f"a.{q(c)}" for c in self.left_cols]
                   + [f"b.{q(c)}" for c in self.compare] + flags)
+        join, cond = self._restrict("a", lt)
         where = " OR ".join([f"{exist} IS NULL"] + flags)
-        if self.nullable:
-            where = f"{self._key_null('a', False)} AND ({where})"
-        sql = (f"SELECT {', '.join(select)} FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
+        where = " AND ".join(c for c in (cond, self._key_null("a", False) if self.nullable else "", f"({where})") if c)
+        sql = (f"SELECT {', '.join(select)} FROM main.{q(lt.name)} AS a{join} "
                f"LEFT JOIN r.{q(rt.name)} AS b ON {self._match()} WHERE {where}")
         npk, ncols, ncmp = len(self.pk), len(self.left_cols), len(self.compare)
         lpos = {c.lower(): i for i, c in enumerate(self.left_cols)}
@@ -517,7 +559,7 @@ class TableDiff:
         if self.nullable:
             where = f"{self._key_null('b', False)} AND {where}"
         sql = (f"SELECT {', '.join(f'b.{q(p)}' for p in self.pk)}, {', '.join(f'b.{q(c)}' for c in self.right_cols)} "
-               f"FROM r.{q(rt.name)} AS b{self._range_join('b', rt)} WHERE {where}")
+               f"{self._from('r', rt, 'b', where)}")
         for row in self.conn.execute(sql):
             ch = Change("data", "", "added", store=o.store, table=lt.name)
             if self._emit(ch):
@@ -528,7 +570,7 @@ class TableDiff:
 
     def _count(self, schema: str, t: Table) -> int:
         alias = "a" if schema == "main" else "b"
-        sql = f"SELECT count(*) FROM {schema}.{q(t.name)} AS {alias}{self._range_join(alias, t)}"
+        sql = f"SELECT count(*) {self._from(schema, t, alias)}"
         return int(self.conn.execute(sql).fetchone()[0])
 
     def _key(self, values: list[Any]) -> tuple[list[Any], str, bool]:
@@ -551,10 +593,8 @@ class TableDiff:
         group = ", ".join(f"{q(c)} COLLATE BINARY" + (f", typeof({q(c)})" if mixed_classes(lt.column(c), rt.column(c))
                                                      else "") for c in cols)
         sql = (f"SELECT {', '.join(q(c) for c in cols)}, sum(l), sum(r) FROM ("
-               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM main.{q(lt.name)} AS a{self._range_join('a', lt)}"
-               f"{' WHERE ' + where_a if where_a else ''} "
-               f"UNION ALL SELECT {b_cols}, 0, 1 FROM r.{q(rt.name)} AS b{self._range_join('b', rt)}"
-               f"{' WHERE ' + where_b if where_b else ''}) "
+               f"SELECT {a_cols}, 1 AS l, 0 AS r {self._from('main', lt, 'a', where_a)} "
+               f"UNION ALL SELECT {b_cols}, 0, 1 {self._from('r', rt, 'b', where_b)}) "
                f"GROUP BY {group} HAVING sum(l) <> sum(r)")
         n = len(cols)
         for row in self.conn.execute(sql):
@@ -575,8 +615,9 @@ class TableDiff:
                 on = f"b.{q(rt.rowid)} = a.{q(lt.rowid)}"
             else:
                 on = "1"
-            sql = (f"SELECT 1 FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} JOIN r.{q(rt.name)} AS b "
-                   f"ON {on} WHERE a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
+            join, cond = self._restrict("a", lt)
+            sql = (f"SELECT 1 FROM main.{q(lt.name)} AS a{join} JOIN r.{q(rt.name)} AS b "
+                   f"ON {on} WHERE {cond + ' AND ' if cond else ''}a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
             if self.conn.execute(sql).fetchone():
                 ch = Change("data", f"{o.store}.{lt.name}.{c}", "changed", intent="scrub", store=o.store,
                             table=lt.name, column=c)
