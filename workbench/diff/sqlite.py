@@ -169,7 +169,7 @@ class PagePlan:
 
     same_file: bool = False
     ranges: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)
-    keys: dict[str, list[tuple]] = field(default_factory=dict)
+    keys: dict[str, tuple[pages.KeySet, pages.KeySet]] = field(default_factory=dict)
     note: str | None = None
     seconds: float = 0.0
 
@@ -213,9 +213,9 @@ def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3
                 elif not ta.index:
                     plan.ranges[n] = pages.changed_ranges(a, b, ta, tb, diff)
                 else:
-                    keys = _changed_keys(a, b, ta, tb, diff, lt, rt)
-                    plan.ranges[n] = [] if keys == [] else None
-                    if keys:
+                    keys = _changed_keys(conn, a, b, ta, tb, diff, lt, rt)
+                    plan.ranges[n] = None if keys is None or any(keys) else []
+                    if keys is not None and any(keys):
                         plan.keys[n] = keys
     except pages.NotSQLite as exc:
         plan.note = f"pages not comparable ({exc}): every table compared row by row"
@@ -225,12 +225,13 @@ def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3
     return plan
 
 
-def _changed_keys(a: pages.PageReader, b: pages.PageReader, ta: pages.Tree, tb: pages.Tree, diff: set[int],
-                  lt: Table, rt: Table) -> list[tuple] | None:
-    """Keys of a WITHOUT ROWID table's rows that can differ; None: compare it whole."""
+def _changed_keys(conn: sqlite3.Connection, a: pages.PageReader, b: pages.PageReader, ta: pages.Tree,
+                  tb: pages.Tree, diff: set[int], lt: Table, rt: Table) -> tuple[pages.KeySet, pages.KeySet] | None:
+    """Keys of a WITHOUT ROWID table's rows that can differ, per side; None: compare it whole."""
     if not (lt.without_rowid and rt.without_rowid) or [p.lower() for p in lt.pk] != [p.lower() for p in rt.pk]:
-        return None if ta.pages != tb.pages or ta.pages & diff else []
-    return pages.changed_keys(a, b, ta, tb, diff, len(lt.pk))
+        return None if ta.pages != tb.pages or ta.pages & diff else (pages.KeySet(), pages.KeySet())
+    ordered = not (key_info(conn, "main", lt).desc or key_info(conn, "r", rt).desc)
+    return pages.changed_keys(a, b, ta, tb, diff, len(lt.pk), ordered)
 
 
 def _overflow_owners(conn: sqlite3.Connection, stray: set[int], ls: Schema, rs: Schema) -> set[str]:
@@ -382,6 +383,7 @@ class KeyInfo:
 
     rowid: bool                                   # INTEGER PRIMARY KEY: the rowid, never NULL
     collations: dict[str, str] = field(default_factory=dict)   # lower key column -> collation
+    desc: bool = False                            # a key column sorts descending
 
     def nullable(self, table: Table) -> bool:
         """SQLite lets a key hold NULL outside WITHOUT ROWID tables, the rowid, and NOT NULL."""
@@ -395,7 +397,8 @@ def key_info(conn: sqlite3.Connection, schema: str, table: Table) -> KeyInfo:
     for _seq, name, _unique, origin, *_ in conn.execute(f"PRAGMA {schema}.index_list({q(table.name)})"):
         if origin == "pk":
             cols = conn.execute(f"PRAGMA {schema}.index_xinfo({q(name)})").fetchall()
-            return KeyInfo(False, {c[2].lower(): str(c[4]).upper() for c in cols if c[5] and c[2]})
+            return KeyInfo(False, {c[2].lower(): str(c[4]).upper() for c in cols if c[5] and c[2]},
+                           any(c[3] for c in cols if c[5]))
     return KeyInfo(rowid=not table.without_rowid)
 
 
@@ -403,10 +406,11 @@ class TableDiff:
     """Row changes of one table present on both sides."""
 
     def __init__(self, conn: sqlite3.Connection, o: Options, lt: Table, rt: Table,
-                 ranges: list[tuple[int, int]] | None, group: GroupSummary, keys: list[tuple] | None = None) -> None:
+                 ranges: list[tuple[int, int]] | None, group: GroupSummary,
+                 keys: tuple[pages.KeySet, pages.KeySet] | None = None) -> None:
         self.conn, self.o, self.lt, self.rt, self.g = conn, o, lt, rt, group
         self.ranges = ranges if ranges and lt.rowid and rt.rowid else None
-        self.only_keys = keys if keys and lt.pk and [p.lower() for p in lt.pk] == [p.lower() for p in rt.pk] else None
+        self.only_keys = keys
         scrub = o.scrubbed.get(lt.name.lower(), set())
         self.scrub_cols = [c.name for c in lt.columns if c.name.lower() in scrub and rt.column(c.name)]
         hidden = set() if o.include_scrubbed else {c.lower() for c in self.scrub_cols}
@@ -421,22 +425,23 @@ class TableDiff:
         self.nullable = self.keys is not None and (self.keys[0].nullable(lt) or self.keys[1].nullable(rt))
 
     # helpers -------------------------------------------------------------------
-    def _restrict(self, alias: str, table: Table) -> tuple[str, str]:
-        """SQL (a join, a condition) keeping only the rows the pages say can differ: those
-        in the rowid ranges, or those with one of the keys (a WITHOUT ROWID table)."""
+    def _source(self, schema: str, table: Table, alias: str) -> str:
+        """The table of a side as a ``FROM`` item, kept to the rows the pages say can
+        differ: those in the rowid ranges, or (a WITHOUT ROWID table) those on its own
+        changed pages, a leaf by its key span, a row of an interior page by its key."""
+        name = f"{schema}.{q(table.name)}"
         if self.ranges:
-            return f" JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi", ""
+            return f"{name} AS {alias} JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi"
         if self.only_keys:
-            cols = ", ".join(f"{alias}.{q(p)}" for p in table.pk)
-            keys = ", ".join(f"k{i}" for i in range(len(table.pk)))
-            return "", f"({cols}) IN (SELECT {keys} FROM {_KEYS})"
-        return "", ""
-
-    def _from(self, schema: str, table: Table, alias: str, where: str = "") -> str:
-        """``FROM`` a side's table, restricted (``_restrict``), with an optional condition."""
-        join, cond = self._restrict(alias, table)
-        conds = " AND ".join(c for c in (cond, where) if c)
-        return f"FROM {schema}.{q(table.name)} AS {alias}{join}" + (f" WHERE {conds}" if conds else "")
+            side = "a" if schema == "main" else "b"
+            cols = [f"x.{q(p)}" for p in table.pk]
+            lo = ", ".join(f"s.l{i}" for i in range(len(cols)))
+            hi = ", ".join(f"s.h{i}" for i in range(len(cols)))
+            on = " AND ".join(f"{c} = g.k{i}" for i, c in enumerate(cols))
+            return (f"(SELECT x.* FROM {_KEYS}_{side}_spans AS s JOIN {name} AS x ON ({', '.join(cols)}) BETWEEN "
+                    f"({lo}) AND ({hi}) UNION ALL SELECT x.* FROM {_KEYS}_{side} AS g JOIN {name} AS x ON {on}) "
+                    f"AS {alias}")
+        return f"{name} AS {alias}"
 
     def _load_ranges(self) -> None:
         if self.ranges:
@@ -444,17 +449,24 @@ class TableDiff:
             self.conn.execute(f"DELETE FROM {_RANGES}")
             self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
         elif self.only_keys:
-            n = len(self.only_keys[0])
-            self.conn.execute(f"DROP TABLE IF EXISTS {_KEYS}")
-            self.conn.execute(f"CREATE TEMP TABLE {_KEYS.split('.')[1]} ({', '.join(f'k{i}' for i in range(n))})")
-            # each value as stored: TEXT in the database's encoding, so through a CAST
-            by_shape: dict[tuple[str, ...], list[list[Any]]] = {}
-            for key in self.only_keys:
-                by_shape.setdefault(tuple(v[0] == "t" for v in key), []).append([bytes(v[1]) if v[0] == "t" else v[1]
-                                                                                for v in key])
-            for shape, rows in by_shape.items():
-                marks = ", ".join("CAST(? AS TEXT)" if text else "?" for text in shape)
-                self.conn.executemany(f"INSERT INTO {_KEYS} VALUES ({marks})", rows)
+            n = len(self.pk)
+            for side, keys in zip("ab", self.only_keys, strict=True):
+                self._key_table(f"{_KEYS}_{side}", [f"k{i}" for i in range(n)], [list(k) for k in keys.points])
+                self._key_table(f"{_KEYS}_{side}_spans", [f"l{i}" for i in range(n)] + [f"h{i}" for i in range(n)],
+                                [list(lo) + list(hi) for lo, hi in keys.spans])
+
+    def _key_table(self, name: str, cols: list[str], rows: list[list[tuple]]) -> None:
+        """A temporary table of keys, each value as stored (TEXT through a CAST: it is held
+        in the database's encoding); its columns have no type, so nothing is converted."""
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+        self.conn.execute(f"CREATE TEMP TABLE {name.split('.')[1]} ({', '.join(cols)})")
+        by_shape: dict[tuple[bool, ...], list[list[Any]]] = {}
+        for row in rows:
+            by_shape.setdefault(tuple(v[0] == "t" for v in row), []).append(
+                [bytes(v[1]) if v[0] == "t" else v[1] for v in row])
+        for shape, values in by_shape.items():
+            marks = ", ".join("CAST(? AS TEXT)" if text else "?" for text in shape)
+            self.conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)
 
     def _differs(self, c: str) -> str:
         """SQL that is true when column ``c`` differs between rows ``a`` and ``b``: bytes,
@@ -503,7 +515,8 @@ class TableDiff:
         if self.ranges:
             g.note = f"{len(self.ranges)} rowid range(s) read, from the pages that differ"
         elif self.only_keys:
-            g.note = f"{len(self.only_keys)} key(s) read, from the pages that differ"
+            n = sum(len(k.spans) + len(k.points) for k in self.only_keys)
+            g.note = f"{n} key span(s) read, from the pages that differ"
         self._load_ranges()
         if self.pk:
             yield from self._keyed()
@@ -521,10 +534,10 @@ class TableDiff:
         flags = [self._differs(c) for c in self.compare]
         select = ([f"a.{q(p)}" for p in self.pk] + [f"{exist} IS NULL"] + [f"a.{q(c)}" for c in self.left_cols]
                   + [f"b.{q(c)}" for c in self.compare] + flags)
-        join, cond = self._restrict("a", lt)
         where = " OR ".join([f"{exist} IS NULL"] + flags)
-        where = " AND ".join(c for c in (cond, self._key_null("a", False) if self.nullable else "", f"({where})") if c)
-        sql = (f"SELECT {', '.join(select)} FROM main.{q(lt.name)} AS a{join} "
+        if self.nullable:
+            where = f"{self._key_null('a', False)} AND ({where})"
+        sql = (f"SELECT {', '.join(select)} FROM {self._source('main', lt, 'a')} "
                f"LEFT JOIN r.{q(rt.name)} AS b ON {self._match()} WHERE {where}")
         npk, ncols, ncmp = len(self.pk), len(self.left_cols), len(self.compare)
         lpos = {c.lower(): i for i, c in enumerate(self.left_cols)}
@@ -553,13 +566,13 @@ class TableDiff:
                     ch.right, m2 = show.value(c, rvals[i])
                     ch.masked = m1 or m2 or masked_key
                     yield ch
-        if not self.nullable and self._count("r", rt) == self._count("main", lt) - removed:
+        if not self.nullable and not self.only_keys and self._count("r", rt) == self._count("main", lt) - removed:
             return   # every right row matched a left one: nothing added (the scan below would find none)
         where = f"NOT EXISTS (SELECT 1 FROM main.{q(lt.name)} AS a WHERE {self._match()})"
         if self.nullable:
             where = f"{self._key_null('b', False)} AND {where}"
         sql = (f"SELECT {', '.join(f'b.{q(p)}' for p in self.pk)}, {', '.join(f'b.{q(c)}' for c in self.right_cols)} "
-               f"{self._from('r', rt, 'b', where)}")
+               f"FROM {self._source('r', rt, 'b')} WHERE {where}")
         for row in self.conn.execute(sql):
             ch = Change("data", "", "added", store=o.store, table=lt.name)
             if self._emit(ch):
@@ -570,7 +583,7 @@ class TableDiff:
 
     def _count(self, schema: str, t: Table) -> int:
         alias = "a" if schema == "main" else "b"
-        sql = f"SELECT count(*) {self._from(schema, t, alias)}"
+        sql = f"SELECT count(*) FROM {self._source(schema, t, alias)}"
         return int(self.conn.execute(sql).fetchone()[0])
 
     def _key(self, values: list[Any]) -> tuple[list[Any], str, bool]:
@@ -592,9 +605,10 @@ class TableDiff:
         b_cols = ", ".join(f"b.{q(c)}" for c in cols)
         group = ", ".join(f"{q(c)} COLLATE BINARY" + (f", typeof({q(c)})" if mixed_classes(lt.column(c), rt.column(c))
                                                      else "") for c in cols)
+        where_a, where_b = (f" WHERE {w}" if w else "" for w in (where_a, where_b))
         sql = (f"SELECT {', '.join(q(c) for c in cols)}, sum(l), sum(r) FROM ("
-               f"SELECT {a_cols}, 1 AS l, 0 AS r {self._from('main', lt, 'a', where_a)} "
-               f"UNION ALL SELECT {b_cols}, 0, 1 {self._from('r', rt, 'b', where_b)}) "
+               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM {self._source('main', lt, 'a')}{where_a} "
+               f"UNION ALL SELECT {b_cols}, 0, 1 FROM {self._source('r', rt, 'b')}{where_b}) "
                f"GROUP BY {group} HAVING sum(l) <> sum(r)")
         n = len(cols)
         for row in self.conn.execute(sql):
@@ -615,9 +629,8 @@ class TableDiff:
                 on = f"b.{q(rt.rowid)} = a.{q(lt.rowid)}"
             else:
                 on = "1"
-            join, cond = self._restrict("a", lt)
-            sql = (f"SELECT 1 FROM main.{q(lt.name)} AS a{join} JOIN r.{q(rt.name)} AS b "
-                   f"ON {on} WHERE {cond + ' AND ' if cond else ''}a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
+            sql = (f"SELECT 1 FROM {self._source('main', lt, 'a')} JOIN r.{q(rt.name)} AS b "
+                   f"ON {on} WHERE a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
             if self.conn.execute(sql).fetchone():
                 ch = Change("data", f"{o.store}.{lt.name}.{c}", "changed", intent="scrub", store=o.store,
                             table=lt.name, column=c)

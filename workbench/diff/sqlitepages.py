@@ -30,6 +30,7 @@ INT64_MAX = (1 << 63) - 1
 LEAF_TABLE, INTERIOR_TABLE, LEAF_INDEX, INTERIOR_INDEX = 13, 5, 10, 2
 _INT_SIZES = (0, 1, 2, 3, 4, 6, 8)   # bytes of a record's integer, by serial type
 _CHUNK = 1 << 20
+_UNRELATED_AFTER = 2048   # pages compared before two files with nine pages in ten differing are called unrelated
 
 
 class NotSQLite(Exception):
@@ -200,7 +201,9 @@ def differing_pages(a: PageReader, b: PageReader) -> set[int]:
     """Page numbers whose committed bytes differ (or exist on one side only).
 
     Reads both files once, in large chunks compared at memory speed; only chunks that
-    differ are split into pages. WAL pages are compared one by one afterwards."""
+    differ are split into pages. Two files that share almost no page where they could
+    (a copy rebuilt row by row) are not split further: every page counts as differing,
+    which is never wrong, only less precise. WAL pages are compared one by one afterwards."""
     if a.page_size != b.page_size:
         raise NotSQLite("page sizes differ")
     size = a.page_size
@@ -215,6 +218,9 @@ def differing_pages(a: PageReader, b: PageReader) -> set[int]:
         if ka != kb or bufa != bufb:
             _split(memoryview(bufa), memoryview(bufb), first, n, size, out)
         first += n
+        if first > _UNRELATED_AFTER and len(out) * 10 > (first - 1) * 9:
+            out.update(range(first, common + 1))
+            break
     out.update(range(common + 1, max(a.pages, b.pages) + 1))
     for pgno in set(a.wal) | set(b.wal):
         if pgno <= common:
@@ -453,43 +459,66 @@ class Text(bytes):
     """A TEXT value read from a record, as stored (in the database's encoding)."""
 
 
-def changed_keys(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[int], ncols: int
-                 ) -> list[tuple] | None:
-    """The keys of every row that can differ between two index-organised (WITHOUT ROWID)
-    tables: those on the pages of either tree that changed; ``[]`` when none did, None
-    when they are best compared whole (many pages, or a key that spills to overflow).
+@dataclass
+class KeySet:
+    """Rows of one side of a WITHOUT ROWID table, by key: a leaf's rows by its first and
+    last keys (the keys of a leaf lie between them, in key order), and each row of an
+    interior page by its own key. No two spans overlap and no point lies in a span."""
+
+    spans: list[tuple[tuple, tuple]] = field(default_factory=list)
+    points: list[tuple] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.spans or self.points)
+
+
+def changed_keys(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[int], ncols: int,
+                 ordered: bool = True) -> tuple[KeySet, KeySet] | None:
+    """The rows of each side of an index-organised (WITHOUT ROWID) table that can differ:
+    those on the pages of its tree that changed (two empty sets: none did); None when the
+    table is best compared whole (many pages changed, or a key spills to overflow).
 
     Such a tree keeps rows on its interior pages too, each row on exactly one page: a page
-    both trees share with the same bytes holds the same rows on both sides."""
+    both trees share with the same bytes holds the same rows on both sides, so a row that
+    differs lies on a changed page of its side. ``ordered`` is False when a key column
+    sorts descending: leaves are then read key by key, as their span would not compare."""
     if not (a.index and b.index):
         raise ValueError("not index trees")
     pages_a, pages_b = a.pages, b.pages
     left = [p for p in pages_a if p in diff or p not in pages_b]
     right = [p for p in pages_b if p in diff or p not in pages_a]
-    if not left and not right:
-        return []
     if (len(left) + len(right)) * WHOLE > len(pages_a) + len(pages_b):
         return None
-    keys: set[tuple] = set()
-    for reader, pgs in ((ra, left), (rb, right)):
+    sides = []
+    for reader, tree, pgs in ((ra, a, left), (rb, b, right)):
+        keys = KeySet()
         for p in pgs:
-            found = index_keys(reader.page(p), 100 if p == 1 else 0, reader.header.usable, ncols)
+            page, hdr = reader.page(p), 100 if p == 1 else 0
+            leaf = p in tree.leaves
+            found = index_keys(page, hdr, reader.header.usable, ncols, ends_only=leaf and ordered)
             if found is None:
                 return None
-            keys.update(found)
-    return sorted(keys, key=repr)
+            if leaf and ordered:
+                keys.spans.extend([(found[0], found[-1])] if found else [])
+            else:
+                keys.points.extend(found)
+        sides.append(keys)
+    return sides[0], sides[1]
 
 
-def index_keys(page: bytes, hdr: int, usable: int, ncols: int) -> list[tuple] | None:
-    """The first ``ncols`` values of every record on an index b-tree page, each tagged with
-    its storage class (``("t", Text)``, ``("i", 1)``, ...) so that ``1`` and ``1.0``, or
-    ``'a'`` and ``x'61'``, stay apart; None when one does not lie whole on the page."""
+def index_keys(page: bytes, hdr: int, usable: int, ncols: int, ends_only: bool = False) -> list[tuple] | None:
+    """The first ``ncols`` values of every record on an index b-tree page (of its first and
+    last with ``ends_only``), each tagged with its storage class (``("t", Text)``,
+    ``("i", 1)``, ...) so that ``1`` and ``1.0``, or ``'a'`` and ``x'61'``, stay apart;
+    None when one does not lie whole on the page."""
     kind = page[hdr]
     if kind not in (LEAF_INDEX, INTERIOR_INDEX):
         return None
     ncells = struct.unpack_from(">H", page, hdr + 3)[0]
     start = hdr + (8 if kind == LEAF_INDEX else 12)
     ptrs = struct.unpack_from(f">{ncells}H", page, start)
+    if ends_only and ncells > 2:
+        ptrs = (ptrs[0], ptrs[-1])
     most = (usable - 12) * 64 // 255 - 23        # the largest payload an index cell keeps whole
     out = []
     for at in ptrs:
