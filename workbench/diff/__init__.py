@@ -76,11 +76,11 @@ def iter_changes(ws: Any, left: Side, right: Side, *, include_scrubbed: bool = F
 
 def _config(ws: Any, left: Side, right: Side, shower: Any, limit: int | None,
             groups: list[GroupSummary]) -> Iterator[Change]:
-    from workbench.diff.config import ConfigDiff
-
     patterns = list(getattr(ws.spec, "config_files", []) or [])
     if not patterns:
         return
+    from workbench.diff.config import ConfigDiff
+
     d = ConfigDiff(patterns, left.config_root, right.config_root, shower, limit)
     try:
         yield from d.changes()

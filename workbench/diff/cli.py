@@ -28,7 +28,6 @@ def run_diff_command(ws: Any, args: Any, out: TextIO) -> int:
     """Diff two sides and print the report: JSON with ``--json``, else readable lines
     (coloured when ``out`` is a terminal). Errors are raised as workbench.errors."""
     from workbench.diff import compute_diff
-    from workbench.diff.render import render
 
     a = getattr(args, "a", None) or getattr(args, "left", None)
     b = getattr(args, "b", None) or getattr(args, "right", None)
@@ -43,6 +42,8 @@ def run_diff_command(ws: Any, args: Any, out: TextIO) -> int:
     if getattr(args, "json", False):
         out.write(json.dumps(report.to_json(limit), ensure_ascii=False, indent=2, default=str) + "\n")
         return 0
+    from workbench.diff.render import render
+
     color = getattr(args, "color", None)
     if color is None:
         isatty = getattr(out, "isatty", None)
