@@ -3,14 +3,21 @@
 A clone made by copying a file (or with the backup API) keeps prod's page layout, and an
 application that updates a few rows rewrites only a few pages. Comparing the two files
 page by page runs at the speed of the disk, and a walk of each table's interior pages
-(a few dozen pages for a million rows) says which leaf pages, hence which rowid ranges,
-can hold a changed row. The row diff then reads only those ranges.
+(a few dozen pages for a million rows) says which leaf pages can hold a changed row. The
+row diff then reads only the rows of those pages.
 
 Why this is exact (for a rowid table T): if every leaf page of T on one side is also a
 leaf page of T on the other side with identical bytes (and identical overflow pages),
 both sides hold the same rows, since a rowid lives on exactly one leaf. Any row that
-differs therefore sits on a "changed" leaf on at least one side, inside that leaf's
-routing range (the rowids its parents send to it).
+differs therefore sits on a "changed" leaf on at least one side, between the rowids of
+that leaf's first and last cells. Two leaves with identical bytes at different page
+numbers hold the same rows too: a copy rebuilt row by row from a file written in key
+order packs its leaves the same way, and those are paired in key order.
+
+A WITHOUT ROWID table is a b-tree of keys that keeps rows on its interior pages as well;
+each row lives on exactly one page, so the rows that can differ are those on the changed
+pages of either side: a leaf's rows by its first and last keys, an interior page's rows
+one by one.
 
 Pages are read as SQLite readers see them: the main file with the committed frames of
 the ``-wal`` file laid over it.
