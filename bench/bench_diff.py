@@ -20,8 +20,9 @@ Scrubbed forks scrub a 1,000-row ``users`` table; sqldiff lists those rows too.
 With ``--big-gb`` > 0 also: the store token and a full diff of two stores of that size
 (against ``cat A B``). Last, the modules the CLI diff imports (``python -X importtime``).
 
-Medians of ``--runs`` runs, caches warm (files read from the page cache, as a live diff
-does). Prints a Markdown table and writes it to bench/out/bench_diff.md.
+Medians of ``--runs`` runs of wall time and of CPU time (user + system: on a busy machine
+it moves less than the wall time), caches warm (files read from the page cache, as a live
+diff does). Prints a Markdown table and writes it to bench/out/bench_diff.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -131,20 +133,26 @@ def change_several(path: Path, rows: int) -> int:
 
 # --- timing ----------------------------------------------------------------------------
 
-def race(cmds: list[tuple[list[str], Path | None]], runs: int) -> list[tuple[float, str]]:
-    """Median wall time and output of each command; runs are interleaved (a, b, c, a, b, c, ...)
-    so that a change in the machine's load weighs on every command alike."""
+def race(cmds: list[tuple[list[str], Path | None]], runs: int) -> list[tuple[float, float, str]]:
+    """Median wall time, median CPU time (user + system) and output of each command; runs
+    are interleaved (a, b, c, a, b, c, ...) so that a change in the machine's load weighs
+    on every command alike. CPU time is what the process itself used: on a busy machine
+    it moves less than the wall time, which also counts the waits for a core."""
     for cmd, cwd in cmds:   # warm up: page cache, bytecode
         subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True)
     times: list[list[float]] = [[] for _ in cmds]
+    cpus: list[list[float]] = [[] for _ in cmds]
     outs = [""] * len(cmds)
     for _ in range(runs):
         for i, (cmd, cwd) in enumerate(cmds):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t0 = time.perf_counter()
             res = subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True, text=True)
             times[i].append(time.perf_counter() - t0)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus[i].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             outs[i] = res.stdout
-    return [(statistics.median(t), o) for t, o in zip(times, outs, strict=True)]
+    return [(statistics.median(t), statistics.median(c), o) for t, c, o in zip(times, cpus, outs, strict=True)]
 
 
 def in_process(fn: Callable[[], object], runs: int) -> float:
@@ -196,7 +204,7 @@ def shape(tmp: Path, title: str, make: Callable[[Path], None], change: Callable[
           scrub: bool, runs: int) -> list[str]:
     ws, prod, clone = workspace(tmp, title.split()[0] + str(len(title)), make, scrub)
     expected = change(clone) if change else 0
-    (cli, out), (sqldiff, _), (alone, _) = race([
+    (cli, cli_cpu, out), (sqldiff, sqldiff_cpu, _), (alone, _, _) = race([
         ([REPRO, "diff", "prod", "b1", "--json"], ws),
         (["sqldiff", str(prod), str(clone)], None),
         ([PY, "-m", "workbench.diff.sqlite", str(prod), str(clone)], None)], runs)
@@ -204,9 +212,9 @@ def shape(tmp: Path, title: str, make: Callable[[Path], None], change: Callable[
     found = sum(c.get("count") or 1 for c in data if c["intent"] is None)
     assert found == expected, f"{title}: {found} changes reported, {expected} expected"
     mb = prod.stat().st_size / 1e6
-    ratio = sqldiff / cli
-    return [f"| {title} ({mb:.0f} MB; {shared_pages(prod, clone)}) | {cli * 1000:.0f} ms | "
-            f"{sqldiff * 1000:.0f} ms | **{ratio:.1f}×** | {alone * 1000:.0f} ms |"]
+    return [f"| {title} ({mb:.0f} MB; {shared_pages(prod, clone)}) | {cli * 1000:.0f} ms ({cli_cpu * 1000:.0f}) | "
+            f"{sqldiff * 1000:.0f} ms ({sqldiff_cpu * 1000:.0f}) | **{sqldiff / cli:.1f}×** "
+            f"({sqldiff_cpu / cli_cpu:.1f}×) | {alone * 1000:.0f} ms |"]
 
 
 def main() -> int:
@@ -229,7 +237,8 @@ def main() -> int:
         ("Chinook, nothing changed", lambda p: shutil.copyfile(CHINOOK, p), None, False),
     ]
     lines = [f"| shape: {rows // 1000}k rows, 100 changed | `repro-tui diff prod b1 --json` | `sqldiff PROD CLONE` "
-             "| sqldiff / ours | `python -m workbench.diff.sqlite` |", "| --- | ---: | ---: | ---: | ---: |"]
+             "| sqldiff / ours | `python -m workbench.diff.sqlite` |", "| --- | ---: | ---: | ---: | ---: |",
+             "| (wall time, CPU time in parentheses) | | | | |"]
     tmp = Path(tempfile.mkdtemp(prefix="bench-diff-"))
     banned: list[str] = []
     try:
@@ -271,9 +280,9 @@ def big_stores(tmp: Path, gb: float, rows: int, runs: int) -> list[str]:
     shutil.copyfile(big, big2)
     change_one_table(big2, 0)
     size = big.stat().st_size / 1e9
-    (whole, _), (cat, _) = race([([PY, "-m", "workbench.diff.sqlite", str(big), str(big2)], None),
-                                 (["sh", "-c", f"cat '{big}' '{big2}' > /dev/null"], None)], runs)
-    [(sqldiff, _)] = race([(["sqldiff", str(big), str(big2)], None)], max(1, runs // 3))
+    (whole, _, _), (cat, _, _) = race([([PY, "-m", "workbench.diff.sqlite", str(big), str(big2)], None),
+                                       (["sh", "-c", f"cat '{big}' '{big2}' > /dev/null"], None)], runs)
+    [(sqldiff, _, _)] = race([(["sqldiff", str(big), str(big2)], None)], max(1, runs // 3))
     return [f"| store token, {small.stat().st_size / 1e6:.0f} MB / {size:.2f} GB (in process) | "
             f"{in_process(lambda: store_token(str(small)), 1001) * 1e6:.0f} µs / "
             f"{in_process(lambda: store_token(str(big)), 1001) * 1e6:.0f} µs | | | |",

@@ -108,6 +108,7 @@ class PageReader:
                              encoding=struct.unpack(">I", raw[56:60])[0],
                              autovacuum=struct.unpack(">I", raw[52:56])[0] != 0)
         self.wal: dict[int, int] = {}   # page number -> offset of its latest committed frame
+        self._block = bytearray()
         self._wal_f: BinaryIO | None = None
         self._load_wal()
 
@@ -186,12 +187,25 @@ class PageReader:
             return b""
         return os.pread(self._f.fileno(), self.page_size, (pgno - 1) * self.page_size)
 
-    def block(self, first: int, count: int) -> bytes:
-        """``count`` pages from ``first`` on, as readers see them (WAL frames laid over)."""
-        if any(p in self.wal for p in range(first, first + count)):
-            return b"".join(self.page(p) for p in range(first, first + count))
-        data = os.pread(self._f.fileno(), count * self.page_size, (first - 1) * self.page_size)
-        return data + bytes(count * self.page_size - len(data))
+    def block(self, first: int, count: int) -> bytearray:
+        """``count`` pages from ``first`` on, as readers see them (WAL frames laid over). A
+        block of ``_CHUNK`` bytes comes in a buffer this reader reuses, valid until its next
+        call: fresh megabytes cost more to allocate than to fill."""
+        size = count * self.page_size
+        if size < _CHUNK:
+            buf = bytearray(size)
+        else:
+            if len(self._block) != size:
+                self._block = bytearray(size)
+            buf = self._block
+        n = os.preadv(self._f.fileno(), [buf], (first - 1) * self.page_size)
+        if n < size:
+            buf[n:] = bytes(size - n)
+        for p in range(first, first + count):
+            if p in self.wal:
+                at = (p - first) * self.page_size
+                buf[at:at + self.page_size] = self.page(p)
+        return buf
 
     def chunk_into(self, first: int, buf: bytearray) -> int:
         """Fill ``buf`` with the main file's pages from ``first`` on (WAL frames not applied).
