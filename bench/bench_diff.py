@@ -8,6 +8,7 @@ user runs it), ``sqldiff PROD CLONE`` (Debian package sqlite3-tools) and, for re
 ``python -m workbench.diff.sqlite PROD CLONE`` (the differ alone) are timed in turns.
 
 * one table: 1M rows (5 columns); the clone is a file copy (a fork without scrub rules);
+  also timed: a script loading both tables into Python dicts (the naive way);
 * several tables: 1M rows over five tables (an integer key, a WITHOUT ROWID composite key,
   a text key, no key at all, a NOCASE key); a file copy;
 * no page shared: prod has a history (rows appended, later ones grown and some deleted);
@@ -38,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -50,6 +52,15 @@ CHINOOK = ROOT / "tests" / "data" / "Chinook_Sqlite.sqlite"
 # bytecode is cached as it is on a user's machine (some shells here disable it)
 ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {"PYTHONPATH": str(ROOT)}
 SCRUB = "clone:\n  scrub:\n    db:\n      users.email: email\n"
+DICTS = textwrap.dedent("""
+    import sqlite3, sys
+    def load(path):
+        conn = sqlite3.connect(path)
+        return {row[0]: row[1:] for row in conn.execute("SELECT * FROM t")}
+    a, b = load(sys.argv[1]), load(sys.argv[2])
+    changed = [(k, a.get(k), b.get(k)) for k in a.keys() | b.keys() if a.get(k) != b.get(k)]
+    print(len(changed))
+""")
 
 
 # --- stores ----------------------------------------------------------------------------
@@ -212,9 +223,15 @@ def shape(tmp: Path, title: str, make: Callable[[Path], None], change: Callable[
     found = sum(c.get("count") or 1 for c in data if c["intent"] is None)
     assert found == expected, f"{title}: {found} changes reported, {expected} expected"
     mb = prod.stat().st_size / 1e6
-    return [f"| {title} ({mb:.0f} MB; {shared_pages(prod, clone)}) | {cli * 1000:.0f} ms ({cli_cpu * 1000:.0f}) | "
-            f"{sqldiff * 1000:.0f} ms ({sqldiff_cpu * 1000:.0f}) | **{sqldiff / cli:.1f}×** "
-            f"({sqldiff_cpu / cli_cpu:.1f}×) | {alone * 1000:.0f} ms |"]
+    lines = [f"| {title} ({mb:.0f} MB; {shared_pages(prod, clone)}) | {cli * 1000:.0f} ms ({cli_cpu * 1000:.0f}) | "
+             f"{sqldiff * 1000:.0f} ms ({sqldiff_cpu * 1000:.0f}) | **{sqldiff / cli:.1f}×** "
+             f"({sqldiff_cpu / cli_cpu:.1f}×) | {alone * 1000:.0f} ms |"]
+    if title.startswith("one table"):    # the naive way: both tables loaded into Python dicts
+        [(dicts, _, out)] = race([([PY, "-c", DICTS, str(prod), str(clone)], None)], max(1, runs // 3))
+        assert out.strip() == "100"
+        lines.append(f"| the same, both tables loaded into Python dicts | | {dicts * 1000:.0f} ms | "
+                     f"**{dicts / cli:.1f}×** | |")
+    return lines
 
 
 def main() -> int:
