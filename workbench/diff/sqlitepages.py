@@ -435,8 +435,10 @@ def _unmatched(ra: PageReader, rb: PageReader, left: list[int], right: list[int]
     out_l: list[int] = []
     out_r: list[int] = []
     i = j = paired = tried = 0
+    most = window = _CHUNK // ra.page_size
     while i < len(left) and j < len(right):
-        same = _same_run(ra, rb, left, right, i, j)
+        same, read = _same_run(ra, rb, left, right, i, j, window)
+        window = min(most, window * 2) if same == read else 16   # small reads near changes
         if same:
             i, j, paired = i + same, j + same, paired + same
             continue
@@ -458,20 +460,22 @@ def _unmatched(ra: PageReader, rb: PageReader, left: list[int], right: list[int]
     return out_l + left[i:], out_r + right[j:]
 
 
-def _same_run(ra: PageReader, rb: PageReader, left: list[int], right: list[int], i: int, j: int) -> int:
-    """How many leaves from ``left[i]`` and ``right[j]`` on are pairwise identical."""
+def _same_run(ra: PageReader, rb: PageReader, left: list[int], right: list[int], i: int, j: int,
+              window: int) -> tuple[int, int]:
+    """How many leaves from ``left[i]`` and ``right[j]`` on are pairwise identical, of how
+    many read (``window`` at most, pages that follow each other on both sides)."""
     n = 1
-    limit = min(len(left) - i, len(right) - j, _CHUNK // ra.page_size)
+    limit = min(len(left) - i, len(right) - j, window)
     while n < limit and left[i + n] == left[i] + n and right[j + n] == right[j] + n:
         n += 1
     x, y = ra.block(left[i], n), rb.block(right[j], n)
     if x == y:
-        return n
+        return n, n
     size = ra.page_size
     for k in range(n):
         if x[k * size:(k + 1) * size] != y[k * size:(k + 1) * size]:
-            return k
-    return n
+            return k, n
+    return n, n
 
 
 # --- WITHOUT ROWID tables: the keys on the pages that changed ---------------------------
