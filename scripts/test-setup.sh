@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prepares a Docker Engine and the test images for the Docker tests (and xfsprogs for the
-# reflink tests, which mount a small XFS image).
+# reflink tests, which mount a small XFS image; and sqldiff, which the SQLite diff is
+# checked against).
 #
 # Runs from `make test`. It acts only when asked: under CI=true or REPRO_TEST_DOCKER=1.
 # On a developer's laptop without the opt-in it does nothing (the Docker tests then run
@@ -26,6 +27,7 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 [[ -x /bin/busybox ]] || missing+=(busybox-static)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)  # the reflink tests: a loop-mounted XFS
+command -v sqldiff >/dev/null 2>&1 || missing+=(sqlite3-tools)  # the SQLite diff's oracle (test_diff_sqldiff.py)
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     as_root apt-get update -q >"$log_dir/apt.log" 2>&1

@@ -139,8 +139,8 @@ def test_schema_changes(tmp_path):
     changes, _ = run(a, b)
     schema = {(c.path, c.kind) for c in changes if c.schema}
     assert schema == {("db.old", "removed"), ("db.new", "added"), ("db.t.age", "changed"),
-                      ("db.t.gone", "removed"), ("db.t.extra", "added"), ("db.t.indexs.t_name", "removed"),
-                      ("db.t.indexs.t_age", "added")}
+                      ("db.t.gone", "removed"), ("db.t.extra", "added"), ("db.t.indexes.t_name", "removed"),
+                      ("db.t.indexes.t_age", "added")}
     age = next(c for c in changes if c.path == "db.t.age")
     assert (age.left, age.right) == ("INTEGER", "TEXT")
     # rows are compared on the columns both sides have: 3 vs '3' under different affinities

@@ -66,10 +66,10 @@ def iter_changes(source: DiffSource, left: Side, right: Side, *, include_scrubbe
 
 def _config(source: DiffSource, left: Side, right: Side, shower: Any, limit: int | None,
             groups: list[GroupSummary]) -> Iterator[Change]:
-    from workbench.diff.config import ConfigDiff
-
     if not source.config_files:
         return
+    from workbench.diff.config import ConfigDiff
+
     d = ConfigDiff(source.config_files, left.config_root, right.config_root, shower, limit)
     try:
         yield from d.changes()

@@ -29,7 +29,6 @@ def run_diff_command(ws: Any, args: Any, out: Any, write_json: Callable[..., Non
     """Diff two sides and print the report: JSON with ``--json`` (through ``write_json`` when
     given), else readable lines (coloured when ``out`` is a terminal). Errors are raised as
     workbench.errors."""
-    from workbench.diff.render import render
 
     a = getattr(args, "a", None) or getattr(args, "left", None)
     b = getattr(args, "b", None) or getattr(args, "right", None)
@@ -47,6 +46,8 @@ def run_diff_command(ws: Any, args: Any, out: Any, write_json: Callable[..., Non
         else:
             out.write(json.dumps(report.to_json(limit), ensure_ascii=False, indent=2, default=str) + "\n")
         return 0
+    from workbench.diff.render import render
+
     color = getattr(args, "color", None)
     if color is None:
         isatty = getattr(out, "isatty", None)

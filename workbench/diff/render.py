@@ -12,7 +12,7 @@ import json
 from typing import Any
 
 from workbench.diff.model import SECTIONS, Change, DiffReport, GroupSummary, group_name, limit_per_group
-from workbench.diff.values import BlobText
+from workbench.diff.values import BlobText, RawText
 
 SYMBOL = {"added": "+", "removed": "-", "changed": "~"}
 _COLORS = {"added": "32", "removed": "31", "changed": "33", "title": "1", "dim": "2", "intent": "36"}
@@ -30,6 +30,8 @@ def show_value(value: Any, section: str = "config", width: int = MAX_VALUE) -> s
         text = "NULL" if section == "data" else "null"
     elif isinstance(value, BlobText):
         text = str(value)
+    elif isinstance(value, RawText):
+        text = f"'{value}' (not UTF-8)"
     elif isinstance(value, str):
         text = value if value.startswith("<secret:") else repr(value)
     elif isinstance(value, bool):
@@ -86,6 +88,8 @@ def render(report: DiffReport, color: bool = False, limit: int | None = None) ->
         head += ", intended ones hidden)" if report.unexpected_only else ")"
         lines.append(paint(head, "title", color))
         shown = limit_per_group(changes, limit) if limit is not None else changes
+        if s == "data":
+            shown = grouped(shown)
         left_out: dict[str, int] = {}
         if limit is not None:
             for ch in changes:
@@ -114,6 +118,17 @@ def render(report: DiffReport, color: bool = False, limit: int | None = None) ->
         if not changes:
             lines.append(paint("  no changes", "dim", color))
     return lines
+
+
+def grouped(changes: list[Change]) -> list[Change]:
+    """The changes with each group's together, groups in the order they first appear.
+
+    A store's differ reports schema changes (every table's) before rows: a table with
+    both would otherwise be headed twice."""
+    groups: dict[str, list[Change]] = {}
+    for ch in changes:
+        groups.setdefault(group_name(ch), []).append(ch)
+    return [ch for members in groups.values() for ch in members]
 
 
 def group_line(g: GroupSummary) -> str:

@@ -6,12 +6,16 @@ from the pages (``sqlitepages``): a clone copied from prod shares every unchange
 so a table nobody wrote is skipped after reading a few interior pages, and a table with
 a hundred changed rows is compared only on the leaves that hold them.
 
-Rows are matched on the primary key with a LEFT JOIN comparing columns with ``IS NOT``
-(so NULL is not ``''``, BLOBs compare by bytes) under BINARY collation (so a NOCASE
-column still shows a change of case). Tables without a primary key are compared as
-multisets: rows grouped by all columns with their counts, so a duplicated row counts.
-Changes stream out as the cursor finds them; past a per-table limit they are only
-counted.
+Values are compared exactly: bytes under BINARY collation (a NOCASE column still shows a
+change of case) and, where a column can hold both, storage class (``1`` is not ``1.0``,
+``1`` is not ``'1'``). Rows are matched on the primary key, a key being equal only when
+its values are (same bytes, same storage class): a key whose case or storage class
+changed is a row removed and a row added. A row whose key holds NULL (SQLite allows it
+in a composite key, or in ``INTEGER PRIMARY KEY DESC``) identifies nothing: such rows are
+compared as rows of a table without a primary key are, as multisets (grouped by every
+column with their counts, so a duplicated row counts). TEXT that is not valid UTF-8 is
+shown escaped (``values.RawText``). Changes stream out as the cursor finds them; past a
+per-table limit they are only counted.
 
 Run ``python -m workbench.diff.sqlite LEFT.db RIGHT.db [--json] [--limit N]`` to diff
 two files directly (the benchmark does).
@@ -31,10 +35,12 @@ from typing import Any
 
 from workbench.diff import sqlitepages as pages
 from workbench.diff.model import Change, GroupSummary
-from workbench.diff.values import BlobText, Shower, key_text
+from workbench.diff.values import BlobText, Shower, decode_text, key_text
 from workbench.errors import NotFound, Refused
 
 INTERNAL = re.compile(r"^sqlite_", re.IGNORECASE)
+_KEYS = "temp.repro_diff_keys"
+_PLURAL = {"index": "indexes", "view": "views", "trigger": "triggers"}   # in paths: db.t.indexes.t_name
 _RANGES = "temp.repro_diff_ranges"
 
 
@@ -130,6 +136,7 @@ class _Connection:
                                "Check the store's path in repro.yaml, or fork the clone again.")
         self.conn = sqlite3.connect(_uri(left, left_immutable), uri=True, isolation_level=None,
                                     check_same_thread=False)
+        self.conn.text_factory = decode_text   # TEXT that is not UTF-8 is shown escaped, not an error
         try:
             self.conn.execute("ATTACH DATABASE ? AS r", (_uri(right, right_immutable),))
             self.conn.execute("PRAGMA busy_timeout = 5000")
@@ -157,10 +164,12 @@ def _uri(path: str, immutable: bool) -> str:
 
 @dataclass
 class PagePlan:
-    """What the page comparison found, per table: ``[]`` same, ranges, or None (whole table)."""
+    """What the page comparison found, per table: ``[]`` same, rowid ranges, or None (whole
+    table); ``keys`` holds, for a WITHOUT ROWID table, the keys of the rows that can differ."""
 
     same_file: bool = False
     ranges: dict[str, list[tuple[int, int]] | None] = field(default_factory=dict)
+    keys: dict[str, tuple[pages.KeySet, pages.KeySet]] = field(default_factory=dict)
     note: str | None = None
     seconds: float = 0.0
 
@@ -199,16 +208,30 @@ def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3
                 ta, tb = trees_a.get(lt.name), trees_b.get(rt.name)
                 if lt.virtual or rt.virtual:
                     plan.ranges[n] = []
-                elif ta is None or tb is None or n in whole:
+                elif ta is None or tb is None or n in whole or ta.index != tb.index:
                     plan.ranges[n] = None
+                elif not ta.index:
+                    plan.ranges[n] = pages.changed_ranges(a, b, ta, tb, diff)
                 else:
-                    plan.ranges[n] = pages.changed_ranges(ta, tb, diff)
+                    keys = _changed_keys(conn, a, b, ta, tb, diff, lt, rt)
+                    plan.ranges[n] = None if keys is None or any(keys) else []
+                    if keys is not None and any(keys):
+                        plan.keys[n] = keys
     except pages.NotSQLite as exc:
         plan.note = f"pages not comparable ({exc}): every table compared row by row"
         plan.ranges = dict.fromkeys(common)
     finally:
         plan.seconds = time.perf_counter() - t0
     return plan
+
+
+def _changed_keys(conn: sqlite3.Connection, a: pages.PageReader, b: pages.PageReader, ta: pages.Tree,
+                  tb: pages.Tree, diff: set[int], lt: Table, rt: Table) -> tuple[pages.KeySet, pages.KeySet] | None:
+    """Keys of a WITHOUT ROWID table's rows that can differ, per side; None: compare it whole."""
+    if not (lt.without_rowid and rt.without_rowid) or [p.lower() for p in lt.pk] != [p.lower() for p in rt.pk]:
+        return None if ta.pages != tb.pages or ta.pages & diff else (pages.KeySet(), pages.KeySet())
+    ordered = not (key_info(conn, "main", lt).desc or key_info(conn, "r", rt).desc)
+    return pages.changed_keys(a, b, ta, tb, diff, len(lt.pk), ordered)
 
 
 def _overflow_owners(conn: sqlite3.Connection, stray: set[int], ls: Schema, rs: Schema) -> set[str]:
@@ -269,7 +292,7 @@ class SqliteDiff:
                 elif lt.virtual or rt.virtual:
                     g.status, g.note = "skipped", "virtual table: schema only"
                 else:
-                    yield from TableDiff(c.conn, self.o, lt, rt, ranges, g).changes()
+                    yield from TableDiff(c.conn, self.o, lt, rt, ranges, g, self.plan.keys.get(n)).changes()
                 g.seconds = time.perf_counter() - t0
         finally:
             c.close()
@@ -313,7 +336,7 @@ def schema_changes(o: Options, ls: Schema, rs: Schema) -> Iterator[Change]:
         if a is not None and b is not None and _norm_sql(a) == _norm_sql(b) and lo and ro and lo[0] == ro[0]:
             continue
         tbl = (lo or ro)[0]  # type: ignore[index]
-        yield Change("data", f"{store}.{tbl}.{kind_name}s.{name}",
+        yield Change("data", f"{store}.{tbl}.{_PLURAL[kind_name]}.{name}",
                      "added" if lo is None else "removed" if ro is None else "changed",
                      left=a, right=b, store=store, table=tbl, schema=True)
 
@@ -327,13 +350,67 @@ def _ordered_union(a: list[str], b: list[str]) -> list[str]:
     return a + [x for x in b if x.lower() not in seen]
 
 
+def affinity(declared: str) -> str:
+    """The affinity SQLite gives a column declared with this type (its rules, in order)."""
+    t = declared.upper()
+    if "INT" in t:
+        return "INTEGER"
+    if "CHAR" in t or "CLOB" in t or "TEXT" in t:
+        return "TEXT"
+    if "BLOB" in t or not t:
+        return "BLOB"
+    if "REAL" in t or "FLOA" in t or "DOUB" in t:
+        return "REAL"
+    return "NUMERIC"
+
+
+def mixed_classes(left: Column | None, right: Column | None) -> bool:
+    """True when the two columns can hold values SQLite calls equal across storage classes.
+
+    A column with INTEGER, NUMERIC, REAL or TEXT affinity converts what it stores (``1.0``
+    becomes ``1``, ``1`` becomes ``'1'``), so equal values there have one storage class. A
+    column without affinity (``BLOB``, no type, a STRICT table's ``ANY``) keeps ``1`` and
+    ``1.0`` apart, and two columns of different affinities convert when compared."""
+    if left is None or right is None:
+        return True
+    a, b = affinity(left.type), affinity(right.type)
+    return a != b or a == "BLOB" or "ANY" in (left.type.upper(), right.type.upper())
+
+
+@dataclass
+class KeyInfo:
+    """How a table's primary key behaves: the rowid itself, or an index with collations."""
+
+    rowid: bool                                   # INTEGER PRIMARY KEY: the rowid, never NULL
+    collations: dict[str, str] = field(default_factory=dict)   # lower key column -> collation
+    desc: bool = False                            # a key column sorts descending
+
+    def nullable(self, table: Table) -> bool:
+        """SQLite lets a key hold NULL outside WITHOUT ROWID tables, the rowid, and NOT NULL."""
+        if self.rowid or table.without_rowid:
+            return False
+        return any(c is None or not c.notnull for c in (table.column(p) for p in table.pk))
+
+
+def key_info(conn: sqlite3.Connection, schema: str, table: Table) -> KeyInfo:
+    """The key's index as SQLite made it (``INTEGER PRIMARY KEY DESC`` is not the rowid)."""
+    for _seq, name, _unique, origin, *_ in conn.execute(f"PRAGMA {schema}.index_list({q(table.name)})"):
+        if origin == "pk":
+            cols = conn.execute(f"PRAGMA {schema}.index_xinfo({q(name)})").fetchall()
+            return KeyInfo(False, {c[2].lower(): str(c[4]).upper() for c in cols if c[5] and c[2]},
+                           any(c[3] for c in cols if c[5]))
+    return KeyInfo(rowid=not table.without_rowid)
+
+
 class TableDiff:
     """Row changes of one table present on both sides."""
 
     def __init__(self, conn: sqlite3.Connection, o: Options, lt: Table, rt: Table,
-                 ranges: list[tuple[int, int]] | None, group: GroupSummary) -> None:
+                 ranges: list[tuple[int, int]] | None, group: GroupSummary,
+                 keys: tuple[pages.KeySet, pages.KeySet] | None = None) -> None:
         self.conn, self.o, self.lt, self.rt, self.g = conn, o, lt, rt, group
         self.ranges = ranges if ranges and lt.rowid and rt.rowid else None
+        self.only_keys = keys
         scrub = o.scrubbed.get(lt.name.lower(), set())
         self.scrub_cols = [c.name for c in lt.columns if c.name.lower() in scrub and rt.column(c.name)]
         hidden = set() if o.include_scrubbed else {c.lower() for c in self.scrub_cols}
@@ -344,19 +421,85 @@ class TableDiff:
         self.pk = lt.pk if pk_l and pk_l == pk_r else []
         pks = {p.lower() for p in self.pk}
         self.compare = [c for c in self.common if c.lower() not in pks and c.lower() not in hidden]
+        self.keys = (key_info(conn, "main", lt), key_info(conn, "r", rt)) if self.pk else None
+        self.nullable = self.keys is not None and (self.keys[0].nullable(lt) or self.keys[1].nullable(rt))
 
     # helpers -------------------------------------------------------------------
-    def _range_join(self, alias: str, table: Table) -> str:
-        if not self.ranges:
-            return ""
-        return f" JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi"
+    def _source(self, schema: str, table: Table, alias: str) -> str:
+        """The table of a side as a ``FROM`` item, kept to the rows the pages say can
+        differ: those in the rowid ranges, or (a WITHOUT ROWID table) those on its own
+        changed pages, a leaf by its key span, a row of an interior page by its key."""
+        name = f"{schema}.{q(table.name)}"
+        if self.ranges:
+            return f"{name} AS {alias} JOIN {_RANGES} AS g ON {alias}.{q(table.rowid or 'rowid')} BETWEEN g.lo AND g.hi"
+        if self.only_keys:
+            side = "a" if schema == "main" else "b"
+            cols = [f"x.{q(p)}" for p in table.pk]
+            lo = ", ".join(f"s.l{i}" for i in range(len(cols)))
+            hi = ", ".join(f"s.h{i}" for i in range(len(cols)))
+            on = " AND ".join(f"{c} = g.k{i}" for i, c in enumerate(cols))
+            return (f"(SELECT x.* FROM {_KEYS}_{side}_spans AS s JOIN {name} AS x ON ({', '.join(cols)}) BETWEEN "
+                    f"({lo}) AND ({hi}) UNION ALL SELECT x.* FROM {_KEYS}_{side} AS g JOIN {name} AS x ON {on}) "
+                    f"AS {alias}")
+        return f"{name} AS {alias}"
 
     def _load_ranges(self) -> None:
-        if not self.ranges:
-            return
-        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_RANGES.split('.')[1]} (lo INTEGER, hi INTEGER)")
-        self.conn.execute(f"DELETE FROM {_RANGES}")
-        self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
+        if self.ranges:
+            self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {_RANGES.split('.')[1]} (lo INTEGER, hi INTEGER)")
+            self.conn.execute(f"DELETE FROM {_RANGES}")
+            self.conn.executemany(f"INSERT INTO {_RANGES} VALUES (?, ?)", self.ranges)
+        elif self.only_keys:
+            n = len(self.pk)
+            for side, keys in zip("ab", self.only_keys, strict=True):
+                self._key_table(f"{_KEYS}_{side}", [f"k{i}" for i in range(n)], [list(k) for k in keys.points])
+                self._key_table(f"{_KEYS}_{side}_spans", [f"l{i}" for i in range(n)] + [f"h{i}" for i in range(n)],
+                                [list(lo) + list(hi) for lo, hi in keys.spans])
+
+    def _key_table(self, name: str, cols: list[str], rows: list[list[tuple]]) -> None:
+        """A temporary table of keys, each value as stored (TEXT through a CAST: it is held
+        in the database's encoding); its columns have no type, so nothing is converted."""
+        self.conn.execute(f"DROP TABLE IF EXISTS {name}")
+        self.conn.execute(f"CREATE TEMP TABLE {name.split('.')[1]} ({', '.join(cols)})")
+        by_shape: dict[tuple[bool, ...], list[list[Any]]] = {}
+        for row in rows:
+            by_shape.setdefault(tuple(v[0] == "t" for v in row), []).append(
+                [bytes(v[1]) if v[0] == "t" else v[1] for v in row])
+        for shape, values in by_shape.items():
+            marks = ", ".join("CAST(? AS TEXT)" if text else "?" for text in shape)
+            self.conn.executemany(f"INSERT INTO {name} VALUES ({marks})", values)
+
+    def _differs(self, c: str) -> str:
+        """SQL that is true when column ``c`` differs between rows ``a`` and ``b``: bytes,
+        and storage class where the columns can hold equal values of two classes."""
+        a, b = f"a.{q(c)}", f"b.{q(c)}"
+        if mixed_classes(self.lt.column(c), self.rt.column(c)):
+            return f"(+{a} IS NOT +{b} COLLATE BINARY OR typeof({a}) <> typeof({b}))"
+        return f"({a} IS NOT {b} COLLATE BINARY)"
+
+    def _match(self) -> str:
+        """SQL pairing row ``b`` with row ``a`` on the key, which must be equal exactly.
+
+        ``b.k = a.k`` under the right side's collation and affinity lets SQLite use its key
+        index; conditions follow where that equality is looser than exact (a NOCASE key, a
+        key column without affinity, or one whose affinity changed)."""
+        assert self.keys is not None
+        parts = []
+        for p in self.pk:
+            a, b = f"a.{q(p)}", f"b.{q(p)}"
+            lc, rc = self.lt.column(p), self.rt.column(p)
+            same_affinity = lc is not None and rc is not None and affinity(lc.type) == affinity(rc.type)
+            parts.append(f"{b} = {a}" if same_affinity else f"{b} = +{a}")
+            if any(k.collations.get(p.lower(), "BINARY") != "BINARY" for k in self.keys):
+                parts.append(f"{b} = {a} COLLATE BINARY")
+            if mixed_classes(lc, rc):
+                parts.append(f"typeof({b}) = typeof({a})")
+        return " AND ".join(parts)
+
+    def _key_null(self, alias: str, null: bool) -> str:
+        """SQL that is true when the row's key holds a NULL (``null``), or holds none."""
+        if null:
+            return "(" + " OR ".join(f"{alias}.{q(p)} IS NULL" for p in self.pk) + ")"
+        return " AND ".join(f"{alias}.{q(p)} IS NOT NULL" for p in self.pk)
 
     def _emit(self, change: Change) -> bool:
         """Count a change; True when it is to be shown (within the limit)."""
@@ -371,9 +514,14 @@ class TableDiff:
         g.status = "compared"
         if self.ranges:
             g.note = f"{len(self.ranges)} rowid range(s) read, from the pages that differ"
+        elif self.only_keys:
+            n = sum(len(k.spans) + len(k.points) for k in self.only_keys)
+            g.note = f"{n} key span(s) read, from the pages that differ"
         self._load_ranges()
         if self.pk:
             yield from self._keyed()
+            if self.nullable:   # rows a NULL in their key leaves without identity
+                yield from self._multiset(self._key_null("a", True), self._key_null("b", True))
         else:
             yield from self._multiset()
         if not self.o.include_scrubbed:
@@ -382,14 +530,15 @@ class TableDiff:
     def _keyed(self) -> Iterator[Change]:
         lt, rt, o = self.lt, self.rt, self.o
         show = o.shower
-        on = " AND ".join(f"b.{q(p)} IS a.{q(p)}" for p in self.pk)
         exist = f"b.{q(rt.rowid)}" if rt.rowid else f"b.{q(self.pk[0])}"
-        flags = [f"(a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY)" for c in self.compare]
+        flags = [self._differs(c) for c in self.compare]
         select = ([f"a.{q(p)}" for p in self.pk] + [f"{exist} IS NULL"] + [f"a.{q(c)}" for c in self.left_cols]
                   + [f"b.{q(c)}" for c in self.compare] + flags)
         where = " OR ".join([f"{exist} IS NULL"] + flags)
-        sql = (f"SELECT {', '.join(select)} FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
-               f"LEFT JOIN r.{q(rt.name)} AS b ON {on} WHERE {where}")
+        if self.nullable:
+            where = f"{self._key_null('a', False)} AND ({where})"
+        sql = (f"SELECT {', '.join(select)} FROM {self._source('main', lt, 'a')} "
+               f"LEFT JOIN r.{q(rt.name)} AS b ON {self._match()} WHERE {where}")
         npk, ncols, ncmp = len(self.pk), len(self.left_cols), len(self.compare)
         lpos = {c.lower(): i for i, c in enumerate(self.left_cols)}
         removed = 0
@@ -417,13 +566,13 @@ class TableDiff:
                     ch.right, m2 = show.value(c, rvals[i])
                     ch.masked = m1 or m2 or masked_key
                     yield ch
-        if self._keys_not_null() and self._count("r", rt) == self._count("main", lt) - removed:
+        if not self.nullable and not self.only_keys and self._count("r", rt) == self._count("main", lt) - removed:
             return   # every right row matched a left one: nothing added (the scan below would find none)
-        npk_r = [q(p) for p in self.pk]
-        not_in_left = " AND ".join(f"a.{p} IS b.{p}" for p in npk_r)
+        where = f"NOT EXISTS (SELECT 1 FROM main.{q(lt.name)} AS a WHERE {self._match()})"
+        if self.nullable:
+            where = f"{self._key_null('b', False)} AND {where}"
         sql = (f"SELECT {', '.join(f'b.{q(p)}' for p in self.pk)}, {', '.join(f'b.{q(c)}' for c in self.right_cols)} "
-               f"FROM r.{q(rt.name)} AS b{self._range_join('b', rt)} "
-               f"WHERE NOT EXISTS (SELECT 1 FROM main.{q(lt.name)} AS a WHERE {not_in_left})")
+               f"FROM {self._source('r', rt, 'b')} WHERE {where}")
         for row in self.conn.execute(sql):
             ch = Change("data", "", "added", store=o.store, table=lt.name)
             if self._emit(ch):
@@ -432,20 +581,9 @@ class TableDiff:
                 ch.masked = m or masked_key
                 yield ch
 
-    def _keys_not_null(self) -> bool:
-        """Keys that cannot be NULL match one to one, so that counts tell whether rows were added."""
-        def ok(t: Table) -> bool:
-            if t.without_rowid:
-                return True
-            cols = [t.column(p) for p in self.pk]
-            if len(cols) == 1 and cols[0] is not None and cols[0].type.upper() == "INTEGER":
-                return True   # the rowid itself
-            return all(c is not None and c.notnull for c in cols)
-        return ok(self.lt) and ok(self.rt)
-
     def _count(self, schema: str, t: Table) -> int:
         alias = "a" if schema == "main" else "b"
-        sql = f"SELECT count(*) FROM {schema}.{q(t.name)} AS {alias}{self._range_join(alias, t)}"
+        sql = f"SELECT count(*) FROM {self._source(schema, t, alias)}"
         return int(self.conn.execute(sql).fetchone()[0])
 
     def _key(self, values: list[Any]) -> tuple[list[Any], str, bool]:
@@ -456,7 +594,8 @@ class TableDiff:
             masked = masked or m
         return shown, f"{self.o.store}.{self.lt.name}[{','.join(key_text(v) for v in shown)}]", masked
 
-    def _multiset(self) -> Iterator[Change]:
+    def _multiset(self, where_a: str = "", where_b: str = "") -> Iterator[Change]:
+        """Rows as multisets (a table without a key, or the rows whose key holds NULL)."""
         lt, rt, o = self.lt, self.rt, self.o
         cols = [c for c in self.common if c.lower() not in {x.lower() for x in self.scrub_cols}
                 or o.include_scrubbed]
@@ -464,10 +603,12 @@ class TableDiff:
             return
         a_cols = ", ".join(f"a.{q(c)}" for c in cols)
         b_cols = ", ".join(f"b.{q(c)}" for c in cols)
-        group = ", ".join(f"{q(c)} COLLATE BINARY" for c in cols)
+        group = ", ".join(f"{q(c)} COLLATE BINARY" + (f", typeof({q(c)})" if mixed_classes(lt.column(c), rt.column(c))
+                                                     else "") for c in cols)
+        where_a, where_b = (f" WHERE {w}" if w else "" for w in (where_a, where_b))
         sql = (f"SELECT {', '.join(q(c) for c in cols)}, sum(l), sum(r) FROM ("
-               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} "
-               f"UNION ALL SELECT {b_cols}, 0, 1 FROM r.{q(rt.name)} AS b{self._range_join('b', rt)}) "
+               f"SELECT {a_cols}, 1 AS l, 0 AS r FROM {self._source('main', lt, 'a')}{where_a} "
+               f"UNION ALL SELECT {b_cols}, 0, 1 FROM {self._source('r', rt, 'b')}{where_b}) "
                f"GROUP BY {group} HAVING sum(l) <> sum(r)")
         n = len(cols)
         for row in self.conn.execute(sql):
@@ -483,12 +624,12 @@ class TableDiff:
         lt, rt, o = self.lt, self.rt, self.o
         for c in self.scrub_cols:
             if self.pk:
-                on = " AND ".join(f"b.{q(p)} IS a.{q(p)}" for p in self.pk)
+                on = self._match()
             elif lt.rowid and rt.rowid:
                 on = f"b.{q(rt.rowid)} = a.{q(lt.rowid)}"
             else:
                 on = "1"
-            sql = (f"SELECT 1 FROM main.{q(lt.name)} AS a{self._range_join('a', lt)} JOIN r.{q(rt.name)} AS b "
+            sql = (f"SELECT 1 FROM {self._source('main', lt, 'a')} JOIN r.{q(rt.name)} AS b "
                    f"ON {on} WHERE a.{q(c)} IS NOT b.{q(c)} COLLATE BINARY LIMIT 1")
             if self.conn.execute(sql).fetchone():
                 ch = Change("data", f"{o.store}.{lt.name}.{c}", "changed", intent="scrub", store=o.store,

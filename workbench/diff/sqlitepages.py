@@ -3,14 +3,21 @@
 A clone made by copying a file (or with the backup API) keeps prod's page layout, and an
 application that updates a few rows rewrites only a few pages. Comparing the two files
 page by page runs at the speed of the disk, and a walk of each table's interior pages
-(a few dozen pages for a million rows) says which leaf pages, hence which rowid ranges,
-can hold a changed row. The row diff then reads only those ranges.
+(a few dozen pages for a million rows) says which leaf pages can hold a changed row. The
+row diff then reads only the rows of those pages.
 
 Why this is exact (for a rowid table T): if every leaf page of T on one side is also a
 leaf page of T on the other side with identical bytes (and identical overflow pages),
 both sides hold the same rows, since a rowid lives on exactly one leaf. Any row that
-differs therefore sits on a "changed" leaf on at least one side, inside that leaf's
-routing range (the rowids its parents send to it).
+differs therefore sits on a "changed" leaf on at least one side, between the rowids of
+that leaf's first and last cells. Two leaves with identical bytes at different page
+numbers hold the same rows too: a copy rebuilt row by row from a file written in key
+order packs its leaves the same way, and those are paired in key order.
+
+A WITHOUT ROWID table is a b-tree of keys that keeps rows on its interior pages as well;
+each row lives on exactly one page, so the rows that can differ are those on the changed
+pages of either side: a leaf's rows by its first and last keys, an interior page's rows
+one by one.
 
 Pages are read as SQLite readers see them: the main file with the committed frames of
 the ``-wal`` file laid over it.
@@ -28,7 +35,9 @@ MAGIC = b"SQLite format 3\x00"
 INT64_MIN = -(1 << 63)
 INT64_MAX = (1 << 63) - 1
 LEAF_TABLE, INTERIOR_TABLE, LEAF_INDEX, INTERIOR_INDEX = 13, 5, 10, 2
+_INT_SIZES = (0, 1, 2, 3, 4, 6, 8)   # bytes of a record's integer, by serial type
 _CHUNK = 1 << 20
+_UNRELATED_AFTER = 2048   # pages compared before two files with nine pages in ten differing are called unrelated
 
 
 class NotSQLite(Exception):
@@ -99,6 +108,7 @@ class PageReader:
                              encoding=struct.unpack(">I", raw[56:60])[0],
                              autovacuum=struct.unpack(">I", raw[52:56])[0] != 0)
         self.wal: dict[int, int] = {}   # page number -> offset of its latest committed frame
+        self._block = bytearray()
         self._wal_f: BinaryIO | None = None
         self._load_wal()
 
@@ -172,12 +182,30 @@ class PageReader:
     def page(self, pgno: int) -> bytes:
         off = self.wal.get(pgno)
         if off is not None and self._wal_f is not None:
-            self._wal_f.seek(off)
-            return self._wal_f.read(self.page_size)
+            return os.pread(self._wal_f.fileno(), self.page_size, off)
         if pgno < 1 or pgno > self.pages:
             return b""
-        self._f.seek((pgno - 1) * self.page_size)
-        return self._f.read(self.page_size)
+        return os.pread(self._f.fileno(), self.page_size, (pgno - 1) * self.page_size)
+
+    def block(self, first: int, count: int) -> bytearray:
+        """``count`` pages from ``first`` on, as readers see them (WAL frames laid over). A
+        block of ``_CHUNK`` bytes comes in a buffer this reader reuses, valid until its next
+        call: fresh megabytes cost more to allocate than to fill."""
+        size = count * self.page_size
+        if size < _CHUNK:
+            buf = bytearray(size)
+        else:
+            if len(self._block) != size:
+                self._block = bytearray(size)
+            buf = self._block
+        n = os.preadv(self._f.fileno(), [buf], (first - 1) * self.page_size)
+        if n < size:
+            buf[n:] = bytes(size - n)
+        for p in range(first, first + count):
+            if p in self.wal:
+                at = (p - first) * self.page_size
+                buf[at:at + self.page_size] = self.page(p)
+        return buf
 
     def chunk_into(self, first: int, buf: bytearray) -> int:
         """Fill ``buf`` with the main file's pages from ``first`` on (WAL frames not applied).
@@ -194,7 +222,9 @@ def differing_pages(a: PageReader, b: PageReader) -> set[int]:
     """Page numbers whose committed bytes differ (or exist on one side only).
 
     Reads both files once, in large chunks compared at memory speed; only chunks that
-    differ are split into pages. WAL pages are compared one by one afterwards."""
+    differ are split into pages. Two files that share almost no page where they could
+    (a copy rebuilt row by row) are not split further: every page counts as differing,
+    which is never wrong, only less precise. WAL pages are compared one by one afterwards."""
     if a.page_size != b.page_size:
         raise NotSQLite("page sizes differ")
     size = a.page_size
@@ -209,6 +239,9 @@ def differing_pages(a: PageReader, b: PageReader) -> set[int]:
         if ka != kb or bufa != bufb:
             _split(memoryview(bufa), memoryview(bufb), first, n, size, out)
         first += n
+        if first > _UNRELATED_AFTER and len(out) * 10 > (first - 1) * 9:
+            out.update(range(first, common + 1))
+            break
     out.update(range(common + 1, max(a.pages, b.pages) + 1))
     for pgno in set(a.wal) | set(b.wal):
         if pgno <= common:
@@ -248,38 +281,17 @@ def _signed(v: int) -> int:
 
 @dataclass
 class Tree:
-    """The pages of one b-tree, as listed by its interior pages.
-
-    Leaves map to the interior page that points to them; a leaf's rowid routing range
-    (the rowids its parents send to it) is decoded only when asked, since only the few
-    leaves that differ need one."""
+    """The pages of one b-tree, as listed by its interior pages (its leaves are not read)."""
 
     root: int
     index: bool = False                                  # an index or WITHOUT ROWID tree
     leaves: dict[int, int] = field(default_factory=dict)  # leaf -> parent page (0: the root is a leaf)
-    interior: dict[int, tuple[bytes, int, int]] = field(default_factory=dict)  # page -> (bytes, lo, hi)
-    _kids: dict[int, list[int]] = field(default_factory=dict, repr=False)
+    order: list[int] = field(default_factory=list)       # the leaves in key order
+    interior: dict[int, bytes] = field(default_factory=dict)
 
     @property
     def pages(self) -> set[int]:
         return set(self.leaves) | set(self.interior)
-
-    def leaf_range(self, leaf: int) -> tuple[int, int]:
-        """Inclusive rowid bounds of what can live on ``leaf`` (lo > hi: nothing)."""
-        parent = self.leaves[leaf]
-        if not parent:
-            return INT64_MIN, INT64_MAX
-        page, lo, hi = self.interior[parent]
-        hdr = 100 if parent == 1 else 0
-        children = self._kids.get(parent)
-        if children is None:
-            children = self._kids[parent] = _children(page, hdr)
-        i = children.index(leaf)
-        ncells = len(children) - 1
-        ptrs = struct.unpack_from(f">{ncells}H", page, hdr + 12)
-        below = lo if i == 0 else _signed(varint(page, ptrs[i - 1] + 4)[0]) + 1
-        above = hi if i == ncells else min(hi, _signed(varint(page, ptrs[i] + 4)[0]))
-        return below, above
 
 
 def walk_tree(reader: PageReader, root: int) -> Tree:
@@ -304,16 +316,17 @@ def walk_tree(reader: PageReader, root: int) -> Tree:
         depth += 1
     if depth == 0:
         tree.leaves[root] = 0
+        tree.order.append(root)
         return tree
-    stack = [(root, INT64_MIN, INT64_MAX, first, 0)]
+    stack = [(root, first, 0)]
     seen = {root}
     while stack:
-        pgno, lo, hi, page, level = stack.pop()
+        pgno, page, level = stack.pop()
         hdr = 100 if pgno == 1 else 0
         kind = page[hdr] if page else -1
         if kind not in (INTERIOR_TABLE, INTERIOR_INDEX) or (kind == INTERIOR_INDEX) != tree.index:
             raise NotSQLite(f"page {pgno} is not a b-tree page of the tree at {root}")
-        tree.interior[pgno] = (page, lo, hi)
+        tree.interior[pgno] = page
         children = _children(page, hdr)
         fresh = set(children)
         if len(fresh) != len(children) or not fresh.isdisjoint(seen) or min(children) < 1:
@@ -321,10 +334,10 @@ def walk_tree(reader: PageReader, root: int) -> Tree:
         seen |= fresh
         if level + 1 == depth:
             tree.leaves.update(dict.fromkeys(children, pgno))
+            tree.order.extend(children)
             continue
-        bounds = _child_bounds(page, hdr, kind, lo, hi)
-        for child, (clo, chi) in zip(children, bounds, strict=False):
-            stack.append((child, clo, chi, reader.page(child), level + 1))
+        for child in reversed(children):   # the leftmost is popped first: leaves come in key order
+            stack.append((child, reader.page(child), level + 1))
     return tree
 
 
@@ -334,20 +347,6 @@ def _children(page: bytes, hdr: int) -> list[int]:
     ptrs = struct.unpack_from(f">{ncells}H", page, hdr + 12)
     out = [struct.unpack_from(">I", page, p)[0] for p in ptrs]
     out.append(struct.unpack_from(">I", page, hdr + 8)[0])
-    return out
-
-
-def _child_bounds(page: bytes, hdr: int, kind: int, lo: int, hi: int) -> list[tuple[int, int]]:
-    ncells = struct.unpack_from(">H", page, hdr + 3)[0]
-    if kind != INTERIOR_TABLE:
-        return [(lo, hi)] * (ncells + 1)
-    ptrs = struct.unpack_from(f">{ncells}H", page, hdr + 12)
-    out, prev = [], lo
-    for p in ptrs:
-        key = _signed(varint(page, p + 4)[0])
-        out.append((prev, min(key, hi)))
-        prev = key + 1
-    out.append((prev, hi))
     return out
 
 
@@ -375,26 +374,219 @@ def bookkeeping_pages(reader: PageReader) -> set[int]:
     return out
 
 
-def changed_ranges(a: Tree, b: Tree, diff: set[int]) -> list[tuple[int, int]] | None:
-    """Rowid ranges that can hold a differing row of a rowid table, merged and sorted.
+WHOLE = 4             # changed leaves past 1/WHOLE of a table's: compare it whole, row by row
+MATCH_AFTER = 64      # more changed leaves than this: look for leaves whose content moved
+MATCH_GIVE_UP = 16    # no identical leaf among the first this many: the layouts differ, stop looking
 
-    ``[]`` means the table is identical on both sides; None means it cannot be told
-    from the pages (an index-organised tree changed): compare the whole table."""
-    changed: list[tuple[int, int]] = []
-    for mine, other in ((a, b), (b, a)):
-        moved = (mine.leaves.keys() & diff) | (mine.leaves.keys() - other.leaves.keys())
-        for leaf in moved:
-            lo, hi = mine.leaf_range(leaf)
-            if lo <= hi:
-                changed.append((lo, hi))
+
+def changed_ranges(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[int]
+                   ) -> list[tuple[int, int]] | None:
+    """Rowid ranges holding every row that differs between two rowid tables, merged and
+    sorted; ``[]`` when the table is identical, None when it is best compared whole.
+
+    A leaf of one side that is also a leaf of the other, with the same bytes, holds the
+    same rows on both sides. So does a pair of leaves with the same bytes at different
+    page numbers (a rebuilt copy of a file written in key order packs its rows the same
+    way): those are paired in key order. The rest ("changed" leaves) hold every row that
+    can differ, and each is read for the rowids of its first and last cell."""
     if a.index or b.index:
-        same = a.index == b.index and a.pages == b.pages and not (a.pages & diff)
-        return [] if same else None
-    changed.sort()
+        raise ValueError("not rowid tables")
+    left = [p for p in a.order if p in diff or p not in b.leaves]
+    right = [p for p in b.order if p in diff or p not in a.leaves]
+    if not left and not right:
+        return []
+    if len(left) + len(right) > MATCH_AFTER:
+        left, right = _unmatched(ra, rb, left, right)
+    if (len(left) + len(right)) * WHOLE > len(a.order) + len(b.order):
+        return None
+    spans = [span for reader, leaves in ((ra, left), (rb, right)) for p in leaves
+             if (span := leaf_span(reader.page(p), 100 if p == 1 else 0)) is not None]
+    spans.sort()
     merged: list[tuple[int, int]] = []
-    for lo, hi in changed:
+    for lo, hi in spans:
         if merged and lo <= merged[-1][1] + 1:
             merged[-1] = (merged[-1][0], max(merged[-1][1], hi))
         else:
             merged.append((lo, hi))
     return merged
+
+
+def leaf_span(page: bytes, hdr: int) -> tuple[int, int] | None:
+    """The rowids of the first and last cells of a table leaf (None: it holds none)."""
+    ncells = struct.unpack_from(">H", page, hdr + 3)[0]
+    if not ncells:
+        return None
+    first, last = struct.unpack_from(">H", page, hdr + 8)[0], struct.unpack_from(">H", page, hdr + 6 + 2 * ncells)[0]
+    return _cell_rowid(page, first), _cell_rowid(page, last)
+
+
+def _cell_rowid(page: bytes, at: int) -> int:
+    _size, pos = varint(page, at)
+    return _signed(varint(page, pos)[0])
+
+
+def _unmatched(ra: PageReader, rb: PageReader, left: list[int], right: list[int]) -> tuple[list[int], list[int]]:
+    """The changed leaves of each side left once those with an identical twin are paired.
+
+    Both lists are in key order; a pair is two leaves with the same bytes. Runs of pages
+    that follow each other on both sides (a file written in key order) are compared a
+    block at a time. Where two leaves differ, the side whose leaf starts at the lower rowid
+    has no twin for it."""
+    out_l: list[int] = []
+    out_r: list[int] = []
+    i = j = paired = tried = 0
+    most = window = _CHUNK // ra.page_size
+    while i < len(left) and j < len(right):
+        same, read = _same_run(ra, rb, left, right, i, j, window)
+        window = min(most, window * 2) if same == read else 16   # small reads near changes
+        if same:
+            i, j, paired = i + same, j + same, paired + same
+            continue
+        tried += 1
+        if not paired and tried >= MATCH_GIVE_UP:
+            break
+        sa = leaf_span(ra.page(left[i]), 100 if left[i] == 1 else 0)
+        sb = leaf_span(rb.page(right[j]), 100 if right[j] == 1 else 0)
+        if sa is None or (sb is not None and sa[0] < sb[0]):
+            out_l.append(left[i])
+            i += 1
+        elif sb is None or sb[0] < sa[0]:
+            out_r.append(right[j])
+            j += 1
+        else:
+            out_l.append(left[i])
+            out_r.append(right[j])
+            i, j = i + 1, j + 1
+    return out_l + left[i:], out_r + right[j:]
+
+
+def _same_run(ra: PageReader, rb: PageReader, left: list[int], right: list[int], i: int, j: int,
+              window: int) -> tuple[int, int]:
+    """How many leaves from ``left[i]`` and ``right[j]`` on are pairwise identical, of how
+    many read (``window`` at most, pages that follow each other on both sides)."""
+    n = 1
+    limit = min(len(left) - i, len(right) - j, window)
+    while n < limit and left[i + n] == left[i] + n and right[j + n] == right[j] + n:
+        n += 1
+    x, y = ra.block(left[i], n), rb.block(right[j], n)
+    if x == y:
+        return n, n
+    size = ra.page_size
+    for k in range(n):
+        if x[k * size:(k + 1) * size] != y[k * size:(k + 1) * size]:
+            return k, n
+    return n, n
+
+
+# --- WITHOUT ROWID tables: the keys on the pages that changed ---------------------------
+
+class Text(bytes):
+    """A TEXT value read from a record, as stored (in the database's encoding)."""
+
+
+@dataclass
+class KeySet:
+    """Rows of one side of a WITHOUT ROWID table, by key: a leaf's rows by its first and
+    last keys (the keys of a leaf lie between them, in key order), and each row of an
+    interior page by its own key. No two spans overlap and no point lies in a span."""
+
+    spans: list[tuple[tuple, tuple]] = field(default_factory=list)
+    points: list[tuple] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.spans or self.points)
+
+
+def changed_keys(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[int], ncols: int,
+                 ordered: bool = True) -> tuple[KeySet, KeySet] | None:
+    """The rows of each side of an index-organised (WITHOUT ROWID) table that can differ:
+    those on the pages of its tree that changed (two empty sets: none did); None when the
+    table is best compared whole (many pages changed, or a key spills to overflow).
+
+    Such a tree keeps rows on its interior pages too, each row on exactly one page: a page
+    both trees share with the same bytes holds the same rows on both sides, so a row that
+    differs lies on a changed page of its side. ``ordered`` is False when a key column
+    sorts descending: leaves are then read key by key, as their span would not compare."""
+    if not (a.index and b.index):
+        raise ValueError("not index trees")
+    pages_a, pages_b = a.pages, b.pages
+    left = [p for p in pages_a if p in diff or p not in pages_b]
+    right = [p for p in pages_b if p in diff or p not in pages_a]
+    if (len(left) + len(right)) * WHOLE > len(pages_a) + len(pages_b):
+        return None
+    sides = []
+    for reader, tree, pgs in ((ra, a, left), (rb, b, right)):
+        keys = KeySet()
+        for p in pgs:
+            page, hdr = reader.page(p), 100 if p == 1 else 0
+            leaf = p in tree.leaves
+            found = index_keys(page, hdr, reader.header.usable, ncols, ends_only=leaf and ordered)
+            if found is None:
+                return None
+            if leaf and ordered:
+                keys.spans.extend([(found[0], found[-1])] if found else [])
+            else:
+                keys.points.extend(found)
+        sides.append(keys)
+    return sides[0], sides[1]
+
+
+def index_keys(page: bytes, hdr: int, usable: int, ncols: int, ends_only: bool = False) -> list[tuple] | None:
+    """The first ``ncols`` values of every record on an index b-tree page (of its first and
+    last with ``ends_only``), each tagged with its storage class (``("t", Text)``,
+    ``("i", 1)``, ...) so that ``1`` and ``1.0``, or ``'a'`` and ``x'61'``, stay apart;
+    None when one does not lie whole on the page."""
+    kind = page[hdr]
+    if kind not in (LEAF_INDEX, INTERIOR_INDEX):
+        return None
+    ncells = struct.unpack_from(">H", page, hdr + 3)[0]
+    start = hdr + (8 if kind == LEAF_INDEX else 12)
+    ptrs = struct.unpack_from(f">{ncells}H", page, start)
+    if ends_only and ncells > 2:
+        ptrs = (ptrs[0], ptrs[-1])
+    most = (usable - 12) * 64 // 255 - 23        # the largest payload an index cell keeps whole
+    out = []
+    for at in ptrs:
+        size, pos = varint(page, at + (4 if kind == INTERIOR_INDEX else 0))
+        local = size if size <= most else min(most, (usable - 12) * 32 // 255 - 23)  # at least this much is here
+        key = _record_prefix(page[pos:pos + local], ncols)
+        if key is None:
+            return None
+        out.append(key)
+    return out
+
+
+def _record_prefix(record: bytes, ncols: int) -> tuple | None:
+    head = record[0] if record else 0
+    if 0 < head < 0x80 and ncols < head and max(record[1:ncols + 1]) < 0x80:
+        types: list[int] = list(record[1:ncols + 1])      # the usual short header: a byte per type
+    else:
+        head, pos = varint(record, 0)
+        types = []
+        while pos < head and len(types) < ncols:
+            t, pos = varint(record, pos)
+            types.append(t)
+    if len(types) < ncols or head > len(record):
+        return None
+    values: list[tuple] = []
+    at = head
+    for t in types:
+        if t >= 12:
+            n = (t - 12) // 2
+            raw = record[at:at + n]
+            values.append(("t", Text(raw)) if t % 2 else ("b", raw))
+        elif 1 <= t <= 6:
+            n = _INT_SIZES[t]
+            values.append(("i", int.from_bytes(record[at:at + n], "big", signed=True)))
+        elif t == 7:
+            n = 8
+            values.append(("r", struct.unpack_from(">d", record, at)[0]))
+        elif t in (0, 8, 9):
+            n = 0
+            values.append(("n", None) if t == 0 else ("i", t - 8))
+        else:
+            return None
+        at += n
+        if at > len(record):
+            return None
+    return tuple(values)

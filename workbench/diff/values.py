@@ -17,6 +17,23 @@ class BlobText(str):
     """A BLOB abbreviated to text (``x'0a1b…' (N bytes)``); JSON sees a plain string."""
 
 
+class RawText(str):
+    """TEXT that is not valid UTF-8: each byte that does not decode shown as ``\\xNN``, and
+    a backslash of the text doubled, so that the escapes cannot be mistaken for text.
+
+    SQLite stores whatever bytes it is given as TEXT (``CAST(x'41ff42' AS TEXT)``, a
+    generated column over a BLOB); such a value is shown escaped, never dropped, and a
+    diff that meets one goes on."""
+
+
+def decode_text(data: bytes) -> str:
+    """A TEXT value as read from SQLite (a connection's ``text_factory``)."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return RawText(data.replace(b"\\", b"\\\\").decode("utf-8", "backslashreplace"))
+
+
 def abbreviate_blob(data: bytes, shown: int = 16) -> BlobText:
     head = data[:shown].hex()
     return BlobText(f"x'{head}{'…' if len(data) > shown else ''}' ({len(data)} bytes)")
