@@ -148,7 +148,10 @@ _MASK_ANY = re.compile(r"<secret:[0-9a-f]{6}>")
 _PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----(.*?)(?:-----END \1-----|\Z)", re.S)
 _AUTH = re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)((?:(?:bearer|basic|token|digest|negotiate|"
                    r"aws4-hmac-sha256)\s+)?[^\s\"',;]+)")
-_URL_PASSWORD_ANYWHERE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+# a scheme starts where no scheme character stands before it: tried once per word, not at every
+# letter of a long word (which made a megabyte of letters take minutes)
+_URL_PASSWORD_ANYWHERE = re.compile(r"(?<![a-zA-Z0-9+.\-])(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):"
+                                    r"(?P<pw>[^@/\s]+)@")
 _KEY_SEP = re.compile(r"""(?P<key>(?<![A-Za-z0-9_.\-])[A-Za-z_][A-Za-z0-9_.\-]*)"""
                       r"""(?P<sep>["']?[ \t]*[=:][ \t]*(?P<q>["']?))""")
 _BARE_VALUE = re.compile(r"""[^\s"',;&<>()\[\]{}][^\s"',;&<>)\]}]*""")

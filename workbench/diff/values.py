@@ -61,7 +61,7 @@ class Shower:
             return repr(value), False
         if isinstance(value, str):
             shown = self.redact(value)
-            return shown, shown != value
+            return (value, False) if shown == value else (shown, True)   # the value itself: its kind kept
         return value, False
 
     def row(self, columns: list[str], values: Any) -> tuple[dict[str, Any], bool]:
