@@ -12,6 +12,7 @@ normalised inspect data per service, for Docker).
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -119,6 +120,19 @@ def scrubbed_columns(ws: Any, store: str) -> dict[str, set[str]]:
     return out
 
 
+def _quiet_wal(path: str) -> bool:
+    """A WAL database that no process has open (no -shm beside it) and whose file holds every
+    commit (no -wal left): opened read-only, SQLite would still make -wal and -shm files
+    beside it (prod's too), so it is read immutable."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+        wal = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02" and not wal and not os.path.exists(path + "-shm")
+
+
 def _data(ws: Any, left: Side, right: Side, shower: Any, limit: int | None, include_scrubbed: bool,
           groups: list[GroupSummary], report: DiffReport | None) -> Iterator[Change]:
     stores = getattr(ws.spec, "stores", {})
@@ -138,8 +152,8 @@ def _data(ws: Any, left: Side, right: Side, shower: Any, limit: int | None, incl
             if kind == "sqlite":
                 from workbench.diff.sqlite import Options, diff_files
                 opts = Options(store=name, scrubbed=scrubbed_columns(ws, name), include_scrubbed=include_scrubbed,
-                               limit=limit, shower=shower, left_immutable=left.snapshot is not None,
-                               right_immutable=right.snapshot is not None)
+                               limit=limit, shower=shower, left_immutable=left.snapshot is not None or _quiet_wal(a),
+                               right_immutable=right.snapshot is not None or _quiet_wal(b))
                 yield from diff_files(a, b, opts, mine)
             elif kind == "files":
                 from workbench.diff.files import diff_folders
