@@ -225,3 +225,26 @@ def test_the_sql_function_keeps_types_apart_in_its_cache():
     scrub.register(conn, KEY)
     got = conn.execute("SELECT repro_scrub('a@b.c', 'email', NULL), repro_scrub(NULL, 'phone', NULL)").fetchone()
     assert got == (scrub.fake_email("a@b.c", KEY), None)
+
+
+def test_each_value_gets_its_own_fake_whatever_its_type_or_case(tmp_path):
+    """Fakes are looked up by value and type under BINARY collation: a NOCASE column's 'A@x'
+    and 'a@x', and a typeless column's 1, 1.0, '1' and b'1', are different inputs."""
+    db = tmp_path / "a.db"
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE, anything, repro_orig TEXT);
+        CREATE INDEX t_email ON t (email);
+    """)
+    values = [(1, "Ann@Corp.example", 1, "x"), (2, "ann@corp.example", 1.0, "y"), (3, "ANN@corp.example", "1", "z"),
+              (4, None, b"1", None), (5, "ann@corp.example", None, "w")]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", values)
+    conn.commit()
+    conn.close()
+    scrub_file(db, [rule("t.email", "email"), rule("t.anything", "hash"), rule("t.repro_orig", "name")], KEY)
+    got = sqlite3.connect(db).execute("SELECT id, email, anything, repro_orig FROM t ORDER BY id").fetchall()
+    want = [(i, scrub.fake_email(e, KEY), scrub.fake_hash(a, KEY), scrub.fake_name(n, KEY, "auto"))
+            for i, e, a, n in values]
+    assert got == want
+    assert len({e for _i, e, _a, _n in got if e}) == 3  # three spellings, three fakes; the same one twice
+    assert [type(a) for _i, _e, a, _n in got] == [int, str, str, bytes, type(None)]

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_stores_files import reflink_dir  # noqa: F401  (a session fixture: a loop-mounted XFS)
 from tests.test_stores_sqlite import git, leaked
-from workbench import scrub
+from workbench import fsutil, scrub
 from workbench.diff.sqlite import Options, SqliteDiff
 from workbench.errors import InvalidInput
 from workbench.spec import parse_spec
@@ -40,6 +41,12 @@ UNSCRUBBED = ("products", "settings", "events", "audit")
 
 def words(rnd: random.Random, n: int) -> str:
     return "".join(rnd.choice(string.ascii_lowercase) for _ in range(n))
+
+
+def mark(rnd: random.Random) -> str:
+    """A word with digits: only e-mails have one, so a full-text index of them is the only
+    other place it can be found."""
+    return "".join(rnd.choice(string.ascii_lowercase + string.digits) for _ in range(5)) + str(rnd.randrange(10))
 
 
 def build_prod(path: Path, *, wal: bool = False, auto_vacuum: str = "NONE") -> set[str]:
@@ -70,7 +77,7 @@ def build_prod(path: Path, *, wal: bool = False, auto_vacuum: str = "NONE") -> s
     """)
 
     def user(i: int) -> tuple:
-        email = f"user{i}.{words(rnd, 6)}@realmail.test"
+        email = f"user{i}.{mark(rnd)}@realmail.test"
         name = f"{words(rnd, 5).capitalize()} {words(rnd, 7).capitalize()}"
         phone = f"+{rnd.choice([1, 44, 49])} 20 {rnd.randrange(10**7):07d}"
         bio = f"bio of user {i}: " + words(rnd, 5000) if i % 7 == 0 else f"short bio {i} {words(rnd, 12)}"
@@ -99,7 +106,7 @@ def build_prod(path: Path, *, wal: bool = False, auto_vacuum: str = "NONE") -> s
     # the history: e-mails changed, users and their orders deleted, a table grown afterwards
     conn.execute("BEGIN")
     for uid in rnd.sample(range(1, 401), 60):
-        new = f"changed{uid}.{words(rnd, 6)}@realmail.test"
+        new = f"changed{uid}.{mark(rnd)}@realmail.test"
         ever.add(new)
         old = conn.execute("SELECT email FROM users WHERE id = ?", (uid,)).fetchone()[0]
         conn.execute("UPDATE users SET email = ? WHERE id = ?", (new, uid))
@@ -226,12 +233,32 @@ def test_no_byte_of_the_clone_holds_an_original_value(tmp_path, wal):
     store.snapshot("b1", "s1")
     store.fork("b2", "b1", "s1", [])
     assert not originals_in(tmp_path / ".repro", ever)
+    marks = {v.split(".")[1].split("@")[0] for v in ever if v.endswith("@realmail.test")}
+    assert not originals_in(tmp_path / ".repro", marks)  # nor a word of one in the full-text index
     copy = Path(store.location("b1"))
     assert sorted(p.name for p in copy.parent.iterdir()) == ["shop.db"]  # no journal, no WAL
     assert rows(copy, "PRAGMA integrity_check") == [("ok",)]
     assert sqlite_store.is_wal(copy) == wal  # prod's journal mode
     assert sorted(p.name for p in prod.parent.iterdir()) == ["shop.db"]  # nothing made beside prod
     assert any("users" in s for s in steps) and any("users_search" in s for s in steps)
+
+
+def test_on_a_reflink_filesystem_too(reflink_dir):  # noqa: F811
+    """The copy shares prod's blocks until the scrub writes: prod keeps its bytes, the clone
+    none of the originals, and its pages of tables without rules are still prod's."""
+    root = reflink_dir / "privacy"
+    store, rules, prod, ever = make_workspace(root)
+    assert fsutil.supports_reflink(root)
+    before = prod.read_bytes()
+    store.fork("b1", None, None, rules)
+    store.snapshot("b1", "s1")
+    assert prod.read_bytes() == before
+    assert not originals_in(root / ".repro", ever)
+    copy = Path(store.location("b1"))
+    mine, theirs = pages_by_tree(copy), pages_by_tree(prod)
+    assert all(mine[name] == theirs[name] for name in trees_of(prod, UNSCRUBBED))
+    assert rows(copy, "PRAGMA integrity_check") == [("ok",)]
+    store.destroy("b1")
 
 
 def test_without_the_wipe_the_same_clone_would_leak(tmp_path, monkeypatch):
