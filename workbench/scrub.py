@@ -415,9 +415,9 @@ def apply_sqlite(conn: sqlite3.Connection, rules: list[ScrubRule], key: bytes = 
     their pages stay byte for byte what they were.
 
     * ``secure_delete`` is on, so every cell and page SQLite frees is zeroed; the journal is
-      off (a journal would hold the original pages) and temporary tables live in memory,
-      so no original value is written anywhere else. Without a journal an error leaves the
-      copy half scrubbed: discard it.
+      off (a journal would hold the original pages) and temporary tables live in memory
+      (the maps take some 100 bytes per distinct value), so no original value is written
+      anywhere else. Without a journal an error leaves the copy half scrubbed: discard it.
     * Triggers of the scrubbed tables are dropped for the duration and put back as they
       were (an audit trigger would copy the originals into another table); foreign keys are
       not enforced, as in a copy made row by row.
