@@ -202,7 +202,10 @@ class SqliteStore(FolderStore):
             raise Refused(f"store '{self.name}': {src} changed during each of {COPY_ATTEMPTS} copies.",
                           "Try again in a moment.")
         if Path(f"{dest}-wal").exists():
-            _fold_wal(dest)
+            try:
+                _fold_wal(dest)
+            except sqlite3.Error as exc:
+                raise self._db_error(exc, src) from None
 
     def _copy_while_reading(self, src: Path, dest: Path) -> None:
         try:

@@ -21,6 +21,7 @@ they cannot hold a value.
 from __future__ import annotations
 
 import mmap
+import os
 import sqlite3
 import struct
 from collections.abc import Iterable
@@ -63,43 +64,47 @@ class Wiped:
 
 def wipe(path: str | Path, pages: Pages) -> Wiped:
     """Zero the unused bytes of ``pages`` and of the freelist in the database file ``path``
-    (which no connection may hold open, and which has no ``-wal``)."""
+    (which no connection may hold open, and which has no ``-wal``).
+
+    Read through a map of the file, written with pwrite: a write into a shared mapping of a
+    reflinked file allocates its block when the page is touched, and a full disk would then
+    kill the process (SIGBUS) instead of raising ENOSPC."""
     done = Wiped()
-    with open(path, "r+b") as f:
-        with mmap.mmap(f.fileno(), 0) as mm:
-            page_size = struct.unpack_from(">H", mm, 16)[0]
-            page_size = 65536 if page_size == 1 else page_size
-            usable = page_size - mm[20]
-            count = len(mm) // page_size
-            for pgno in sorted(set(pages.btree)):
-                if 1 <= pgno <= count:
-                    done.pages += 1
-                    done.written += _btree_page(mm, pgno, page_size, usable)
-            for pgno, unused in pages.overflow:
-                if 1 <= pgno <= count and 0 < unused <= usable - 4:
-                    done.pages += 1
-                    start = (pgno - 1) * page_size + usable - unused
-                    done.written += _zero(mm, start, start + unused)
-            for pgno, trunk_end in _freelist(mm, page_size, usable, count):
+    with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        fd = f.fileno()
+        page_size = struct.unpack_from(">H", mm, 16)[0]
+        page_size = 65536 if page_size == 1 else page_size
+        usable = page_size - mm[20]
+        count = len(mm) // page_size
+        for pgno in sorted(set(pages.btree)):
+            if 1 <= pgno <= count:
                 done.pages += 1
-                base = (pgno - 1) * page_size
-                done.written += _zero(mm, base + trunk_end, base + usable)
-            mm.flush()
+                done.written += _btree_page(mm, fd, pgno, page_size, usable)
+        for pgno, unused in pages.overflow:
+            if 1 <= pgno <= count and 0 < unused <= usable - 4:
+                done.pages += 1
+                start = (pgno - 1) * page_size + usable - unused
+                done.written += _zero(mm, fd, start, start + unused)
+        for pgno, trunk_end in _freelist(mm, page_size, usable, count):
+            done.pages += 1
+            base = (pgno - 1) * page_size
+            done.written += _zero(mm, fd, base + trunk_end, base + usable)
     return done
 
 
-def _zero(mm: mmap.mmap, start: int, end: int) -> int:
-    """Zero ``mm[start:end]`` unless it is zero already; 1 if anything was written."""
+def _zero(mm: mmap.mmap, fd: int, start: int, end: int) -> int:
+    """Zero bytes ``start:end`` of the file unless they are zero already; 1 if anything was written."""
     if end <= start:
         return 0
     n = end - start
     if mm[start:end] == _ZERO[:n]:
         return 0
-    mm[start:end] = _ZERO[:n]
+    if os.pwrite(fd, _ZERO[:n], start) != n:
+        raise OSError(f"short write zeroing {n} bytes at {start}")
     return 1
 
 
-def _btree_page(mm: mmap.mmap, pgno: int, page_size: int, usable: int) -> int:
+def _btree_page(mm: mmap.mmap, fd: int, pgno: int, page_size: int, usable: int) -> int:
     base = (pgno - 1) * page_size
     hdr = base + (100 if pgno == 1 else 0)
     kind = mm[hdr]
@@ -113,14 +118,14 @@ def _btree_page(mm: mmap.mmap, pgno: int, page_size: int, usable: int) -> int:
     content = content or 65536
     if content > usable:
         return 0  # not what SQLite writes: leave it
-    written = _zero(mm, hdr + head + 2 * cells, base + content)
+    written = _zero(mm, fd, hdr + head + 2 * cells, base + content)
     # free blocks of the cell area: (next, size) then the freed bytes
     block, seen = first_free, 0
     while block and seen < usable // 4:
         nxt, size = struct.unpack_from(">HH", mm, base + block)
         if block < content or block + size > usable or size < 4:
             break
-        written |= _zero(mm, base + block + 4, base + block + size)
+        written |= _zero(mm, fd, base + block + 4, base + block + size)
         if nxt and nxt <= block:
             break
         block, seen = nxt, seen + 1
