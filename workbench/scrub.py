@@ -546,9 +546,11 @@ def _fake_maps(conn: sqlite3.Connection, by_table: dict[str, dict[str, ResolvedR
                 conn.execute(f"CREATE TEMP TABLE {name} (repro_orig, repro_type TEXT, repro_fake, "
                              "PRIMARY KEY (repro_orig, repro_type)) WITHOUT ROWID")
             col = quote_ident(r.column)
-            conn.execute(f"INSERT OR IGNORE INTO temp.{name} SELECT v, t, {SQL_FUNCTION}(v, ?, ?) FROM "
+            conn.execute(f"INSERT INTO temp.{name} SELECT v, t, {SQL_FUNCTION}(v, ?, ?) FROM "
                          f"(SELECT DISTINCT {col} COLLATE BINARY AS v, typeof({col}) AS t "
-                         f"FROM main.{quote_ident(table)} WHERE {col} IS NOT NULL)", (strategy, r.param))
+                         f"FROM main.{quote_ident(table)} WHERE {col} IS NOT NULL) "
+                         f"WHERE NOT EXISTS (SELECT 1 FROM temp.{name} WHERE repro_orig = v AND repro_type = t)",
+                         (strategy, r.param))  # a value another column had is not faked again
     return {k: _Map(name, conn.execute(f"SELECT count(DISTINCT repro_type) > 1 FROM temp.{name}").fetchone()[0] == 1)
             for k, name in names.items()}
 
