@@ -26,12 +26,18 @@ removed by the script when it runs as root; ``apt-get install -y xfsprogs`` if m
 missing). Medians of --runs runs (5), with warm page caches, and ratios to the baselines
 measured in the same run.
 
-    .venv/bin/python bench/bench_stores.py [--sizes 10,100] [--big] [--runs 5] [--no-xfs] [--sqldiff] [--dir PATH]
+With ``--before REV`` the two scrubbed copies are also timed with the store of git
+revision REV (its ``workbench`` package taken with ``git archive``, run in a child process
+that times the copy alone), on the same files in the same run.
+
+    .venv/bin/python bench/bench_stores.py [--sizes 10,100] [--big] [--runs 5] [--no-xfs] [--sqldiff]
+                                           [--before REV] [--dir PATH]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -40,6 +46,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +60,18 @@ from workbench.diff.sqlite import Options, SqliteDiff  # noqa: E402
 from workbench.spec import parse_spec  # noqa: E402
 from workbench.stores.sqlite import SqliteStore, file_uri  # noqa: E402
 
+BEFORE = textwrap.dedent("""
+    import json, sys, time
+    from pathlib import Path
+    from workbench.spec import parse_spec
+    from workbench.stores.sqlite import SqliteStore
+    ws, text, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+    spec = parse_spec(text, ws)
+    store = SqliteStore(spec, spec.stores["db"], ws / ".repro")
+    t0 = time.perf_counter()
+    store.copy_from_prod(out, spec.scrub_rules("db"), None)
+    print(json.dumps(time.perf_counter() - t0))
+""")
 LARGEST = {"orders.customer_email": "email", "customers.email": "email", "customers.phone": "phone"}
 SMALL = {"staff.email": "email", "staff.phone": "phone"}
 YAML = "name: bench\nstores:\n  db: {type: sqlite, path: data/orders.db}\n"
@@ -139,12 +158,12 @@ def rm(*paths: Path) -> None:
 
 
 def bench_fs(base: Path, label: str, sizes: list[int], sources: dict[int, Path], runs: int,
-             sqldiff: bool) -> list[tuple]:
+             sqldiff: bool, old: Path | None) -> list[tuple]:
     results = []
     reflink = fsutil.supports_reflink(base)
     for mb in sizes:
         print(f"  {label} {mb} MB ...", file=sys.stderr, flush=True)
-        row, notes = bench_size(base / f"ws{mb}", sources[mb], runs, sqldiff)
+        row, notes = bench_size(base / f"ws{mb}", sources[mb], runs, sqldiff, old)
         for op, seconds in row.items():
             results.append((label, reflink, mb, op, seconds, row["sqlite3 .backup (CLI)"], row["cp"]))
         for note in notes:
@@ -156,15 +175,32 @@ def bench_fs(base: Path, label: str, sizes: list[int], sources: dict[int, Path],
 NOTES: list[str] = []
 
 
-def make_store(ws: Path, rules: dict[str, str]) -> tuple[SqliteStore, list]:
+def spec_text(rules: dict[str, str]) -> str:
     text = YAML
     if rules:
         text += "clone:\n  scrub:\n    db:\n" + "".join(f"      {t}: {s}\n" for t, s in rules.items())
-    spec = parse_spec(text, ws)
+    return text
+
+
+def make_store(ws: Path, rules: dict[str, str]) -> tuple[SqliteStore, list]:
+    spec = parse_spec(spec_text(rules), ws)
     return SqliteStore(spec, spec.stores["db"], ws / ".repro"), spec.scrub_rules("db")
 
 
-def bench_size(ws: Path, source: Path, runs: int, sqldiff: bool) -> tuple[dict[str, float], list[str]]:
+def before_copy(old: Path, ws: Path, rules: dict[str, str], out: Path, runs: int) -> float:
+    """The median time of another revision's scrubbed copy (timed inside its own process)."""
+    times = []
+    for _ in range(runs):
+        rm(out / "orders.db")
+        done = subprocess.run([sys.executable, "-c", BEFORE, str(ws), spec_text(rules), str(out)], check=True,
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(old)})
+        times.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rm(out / "orders.db")
+    return statistics.median(times)
+
+
+def bench_size(ws: Path, source: Path, runs: int, sqldiff: bool,
+               old: Path | None) -> tuple[dict[str, float], list[str]]:
     rm(ws)
     (ws / "data").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", str(ws)], check=True)
@@ -200,6 +236,9 @@ def bench_size(ws: Path, source: Path, runs: int, sqldiff: bool) -> tuple[dict[s
                                                            clean, clean, runs)
     row["scrubbed copy: PII in a 2,000-row table only"] = timed(
         lambda: small_store.copy_from_prod(out, small_rules, None), clean, clean, runs)
+    if old:
+        row["before: scrubbed copy, PII in the largest table"] = before_copy(old, ws, LARGEST, out, runs)
+        row["before: scrubbed copy, PII in a 2,000-row table only"] = before_copy(old, ws, SMALL, out, runs)
 
     # the diff of prod and a scrubbed clone whose app changed 100 events, as the live diff runs it
     clone = ws / "clone"
@@ -295,14 +334,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--no-xfs", action="store_true", help="only the machine's filesystem")
     parser.add_argument("--sqldiff", action="store_true", help="also time sqldiff on the scrubbed clone")
+    parser.add_argument("--before", metavar="REV", help="also time the scrubbed copies of git revision REV")
     parser.add_argument("--dir", help="where the machine's-filesystem runs go (default: a temporary folder)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s] + ([1000] if args.big else [])
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="repro-bench-stores-"))
     base.mkdir(parents=True, exist_ok=True)
     mnt = None
+    old = None
     results: list[tuple] = []
     try:
+        if args.before:
+            old = base / "before"
+            old.mkdir(exist_ok=True)
+            archive = subprocess.run(["git", "-C", str(ROOT), "archive", args.before, "workbench"], check=True,
+                                     capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(old)], input=archive, check=True)
         sources = {}
         for mb in sizes:
             sources[mb] = base / f"source-{mb}.db"
@@ -311,11 +358,11 @@ def main() -> None:
             print(f"generated {mb} MB ({rows} orders) in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         fs = subprocess.run(["findmnt", "-n", "-o", "FSTYPE", "--target", str(base)], capture_output=True,
                             text=True).stdout.strip() or "local"
-        results += bench_fs(base, fs, sizes, sources, args.runs, args.sqldiff)
+        results += bench_fs(base, fs, sizes, sources, args.runs, args.sqldiff, old)
         if not args.no_xfs:
             mnt = mount_xfs(base, max(3 << 30, 6 * max(sizes) * 1_000_000))
             if mnt:
-                results += bench_fs(mnt, "xfs", sizes, sources, args.runs, args.sqldiff)
+                results += bench_fs(mnt, "xfs", sizes, sources, args.runs, args.sqldiff, old)
     finally:
         if mnt:
             subprocess.run(["umount", str(mnt)], check=False)
