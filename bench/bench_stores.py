@@ -63,6 +63,8 @@ from workbench.stores.sqlite import SqliteStore, file_uri  # noqa: E402
 BEFORE = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
+    import workbench
+    assert Path(workbench.__file__).resolve().is_relative_to(Path.cwd().resolve()), workbench.__file__
     from workbench.spec import parse_spec
     from workbench.stores.sqlite import SqliteStore
     ws, text, out = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
@@ -192,8 +194,10 @@ def before_copy(old: Path, ws: Path, rules: dict[str, str], out: Path, runs: int
     times = []
     for _ in range(runs):
         rm(out / "orders.db")
+        # run from the revision's folder: python -c puts the current folder first on sys.path
         done = subprocess.run([sys.executable, "-c", BEFORE, str(ws), spec_text(rules), str(out)], check=True,
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(old)})
+                              capture_output=True, text=True, cwd=old,
+                              env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
         times.append(json.loads(done.stdout.strip().splitlines()[-1]))
     rm(out / "orders.db")
     return statistics.median(times)
