@@ -23,8 +23,8 @@ it times:
 
 on the machine's filesystem and on a loop-mounted XFS with reflink=1 (made, mounted and
 removed by the script when it runs as root; ``apt-get install -y xfsprogs`` if mkfs.xfs is
-missing). Medians of --runs runs (5), with warm page caches, and ratios to the baselines
-measured in the same run.
+missing). Medians of --runs runs (5), with warm page caches and the disk flushed (sync)
+before each timed run, and ratios to the baselines measured in the same run.
 
 With ``--before REV`` the two scrubbed copies are also timed with the store of git
 revision REV (its ``workbench`` package taken with ``git archive``, run in a child process
@@ -220,6 +220,11 @@ def bench_size(ws: Path, source: Path, runs: int, sqldiff: bool,
 
     def clean() -> None:
         rm(dest)
+        os.sync()  # (not timed) the writeback of the last copy is not the next one's to wait for
+
+    def quiet() -> None:  # the baselines open prod read-only: SQLite leaves -wal and -shm beside it
+        for suffix in ("-wal", "-shm"):
+            Path(f"{prod}{suffix}").unlink(missing_ok=True)
 
     def run(*argv: str) -> Callable[[], object]:
         return lambda: subprocess.run(argv, check=True)
@@ -228,14 +233,14 @@ def bench_size(ws: Path, source: Path, runs: int, sqldiff: bool,
     notes: list[str] = []
     row["sqlite3 .backup (CLI)"] = timed(run("sqlite3", file_uri(prod, read_only=True), f".backup '{dest}'"),
                                          clean, clean, runs)
-    for suffix in ("-wal", "-shm"):  # the CLI leaves them beside prod: the store's copies would then see an app
-        Path(f"{prod}{suffix}").unlink(missing_ok=True)
+    quiet()
     row["cp"] = timed(run("cp", str(prod), str(dest)), clean, clean, runs)
     row["cp --reflink=never"] = timed(run("cp", "--reflink=never", str(prod), str(dest)), clean, clean, runs)
     row["copy from prod, no rules (page copy)"] = timed(lambda: plain.copy_from_prod(out, [], None),
                                                         clean, clean, runs)
     row["alt: copy from prod by the backup API"] = timed(lambda: backup_api(prod, dest, read_only=True),
                                                          clean, clean, runs)
+    quiet()
     row["scrubbed copy: PII in the largest table"] = timed(lambda: store.copy_from_prod(out, rules, None),
                                                            clean, clean, runs)
     row["scrubbed copy: PII in a 2,000-row table only"] = timed(
