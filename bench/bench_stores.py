@@ -13,7 +13,7 @@ it times:
   zeroed): with the personal data in the largest table (orders.customer_email,
   customers.email, customers.phone), and with rules on the 2,000-row staff table only
   (the same at every file size where the copy is a reflink);
-* the diff of prod and the scrubbed copy after the clone's app changed 100 events:
+* the diff of prod and each scrubbed copy after the clone's app changed 100 events:
   the differ in-process, as the live diff runs it (scrubbed columns shown as intent), with
   which tables it told equal from their pages alone, and ``sqldiff`` on the same files
   (with --sqldiff; it prints every changed row, the scrubbed ones too);
@@ -250,31 +250,36 @@ def bench_size(ws: Path, source: Path, runs: int, sqldiff: bool,
         row["before: scrubbed copy, PII in a 2,000-row table only"] = before_copy(old, ws, SMALL, out, runs)
 
     # the diff of prod and a scrubbed clone whose app changed 100 events, as the live diff runs it
-    clone = ws / "clone"
-    clone.mkdir()
-    store.copy_from_prod(clone, rules, None)
-    copy = clone / "orders.db"
-    app = sqlite3.connect(copy)
-    app.executemany("UPDATE events SET kind = 'changed' WHERE id = ?", [(i * 997 % 10_000 + 1,) for i in range(100)])
-    app.commit()
-    app.close()
-    scrubbed = {"orders": {"customer_email"}, "customers": {"email", "phone"}}
-    groups: list[GroupSummary] = []
+    for shape, shape_store, shape_rules, scrubbed in (
+            ("PII in the largest table", store, rules, {"orders": {"customer_email"}, "customers": {"email", "phone"}}),
+            ("PII in the 2,000-row table", small_store, small_rules, {"staff": {"email", "phone"}})):
+        clone = ws / "clone"
+        clone.mkdir()
+        shape_store.copy_from_prod(clone, shape_rules, None)
+        copy = clone / "orders.db"
+        app = sqlite3.connect(copy)
+        app.executemany("UPDATE events SET kind = 'changed' WHERE id = ?",
+                        [(i * 997 % 10_000 + 1,) for i in range(100)])
+        app.commit()
+        app.close()
+        groups: list[GroupSummary] = []
 
-    def diff() -> None:
-        d = SqliteDiff(str(prod), str(copy), Options(store="db", scrubbed=scrubbed, limit=100))
-        for _change in d.changes():
-            pass
-        groups[:] = d.groups
-    row["diff prod / scrubbed clone, 100 events changed"] = timed(diff, None, None, runs)
-    decided = ", ".join(f"{g.name.split('.', 1)[1]}: {'pages equal' if g.status == 'same' else g.note or g.status}"
-                        for g in groups)
-    notes.append(f"diff of the scrubbed clone: {decided}")
-    if sqldiff and shutil.which("sqldiff"):
-        def run_sqldiff() -> None:
-            subprocess.run(["sqldiff", str(prod), str(copy)], check=True, stdout=subprocess.DEVNULL)
-        row["sqldiff of the same files"] = timed(run_sqldiff, None, None, 1 if prod.stat().st_size > 500e6 else runs)
-    rm(clone)
+        def diff(copy: Path = copy, scrubbed: dict[str, set[str]] = scrubbed,
+                 groups: list[GroupSummary] = groups) -> None:
+            d = SqliteDiff(str(prod), str(copy), Options(store="db", scrubbed=scrubbed, limit=100))
+            for _change in d.changes():
+                pass
+            groups[:] = d.groups
+        row[f"diff of prod and the clone ({shape}), 100 events changed"] = timed(diff, None, None, runs)
+        decided = ", ".join(f"{g.name.split('.', 1)[1]}: {'pages equal' if g.status == 'same' else g.note or g.status}"
+                            for g in groups)
+        notes.append(f"diff of the clone ({shape}): {decided}")
+        if sqldiff and shutil.which("sqldiff"):
+            def run_sqldiff(copy: Path = copy) -> None:
+                subprocess.run(["sqldiff", str(prod), str(copy)], check=True, stdout=subprocess.DEVNULL)
+            row[f"sqldiff of the same files ({shape})"] = timed(run_sqldiff, None, None,
+                                                                1 if prod.stat().st_size > 500e6 else runs)
+        rm(clone)
 
     store.fork("b1", None, None, rules)
     live = store.entry(store.data_dir("b1"))
