@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_stores_files import reflink_dir  # noqa: F401  (a session fixture: a loop-mounted XFS)
+from tests.test_stores_files import reflink_dir  # noqa: F401  (a fixture for the whole run: a loop-mounted XFS)
 from tests.test_stores_sqlite import git, leaked
 from workbench import fsutil, scrub
 from workbench.diff.sqlite import Options, SqliteDiff
@@ -34,7 +34,7 @@ RULES = {
     "orders.user_email": "email",  # the same value in many rows, indexed
     "accounts.email": "email",     # the key of a WITHOUT ROWID table
     "accounts.api_key": "hash",
-    "sessions.token": "hash",      # the PRIMARY KEY of a rowid table
+    "logins.token": "hash",        # the PRIMARY KEY of a rowid table
 }
 UNSCRUBBED = ("products", "settings", "events", "audit")
 
@@ -67,7 +67,7 @@ def build_prod(path: Path, *, wal: bool = False, auto_vacuum: str = "NONE") -> s
         CREATE INDEX orders_user ON orders (user_email);
         CREATE INDEX orders_item ON orders (item);
         CREATE TABLE accounts (email TEXT PRIMARY KEY, plan TEXT, api_key TEXT) WITHOUT ROWID;
-        CREATE TABLE sessions (token TEXT PRIMARY KEY, user_id INTEGER, seen TEXT);
+        CREATE TABLE logins (token TEXT PRIMARY KEY, user_id INTEGER, seen TEXT);
         CREATE TABLE products (id INTEGER PRIMARY KEY, title TEXT, description TEXT);
         CREATE INDEX products_title ON products (title);
         CREATE TABLE settings (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID;
@@ -98,7 +98,7 @@ def build_prod(path: Path, *, wal: bool = False, auto_vacuum: str = "NONE") -> s
     for _ in range(600):
         token = f"tok_{words(rnd, 32)}"
         ever.add(token)
-        conn.execute("INSERT INTO sessions VALUES (?, ?, ?)", (token, rnd.randrange(1, 401), "2024-05-01"))
+        conn.execute("INSERT INTO logins VALUES (?, ?, ?)", (token, rnd.randrange(1, 401), "2024-05-01"))
     conn.executemany("INSERT INTO products (title, description) VALUES (?, ?)",
                      [(f"product {i}", words(rnd, 6000 if i % 9 == 0 else 80)) for i in range(300)])
     conn.executemany("INSERT INTO settings VALUES (?, ?)", [(f"setting.{i}", words(rnd, 20)) for i in range(200)])
@@ -119,7 +119,7 @@ def build_prod(path: Path, *, wal: bool = False, auto_vacuum: str = "NONE") -> s
         conn.execute("DELETE FROM orders WHERE user_email = ?", (email,))
         conn.execute("DELETE FROM accounts WHERE email = ?", (email,))
         conn.execute("DELETE FROM users WHERE id = ?", (uid,))
-    conn.execute("DELETE FROM sessions WHERE rowid % 3 = 0")
+    conn.execute("DELETE FROM logins WHERE rowid % 3 = 0")
     conn.execute("COMMIT")
     for _ in range(5):
         conn.executemany("INSERT INTO events (kind, payload) VALUES (?, ?)",
@@ -300,7 +300,7 @@ def test_scrubbed_rows_hold_the_fakes_and_everything_else_is_prods(tmp_path):
     assert conn.execute("SELECT count(*) FROM main.accounts a JOIN main.users u USING (email)").fetchone()[0] > 100
     # every other column, every rowid and every row of other tables as in prod
     for table, cols in [("users", "id, notes"), ("orders", "rowid, id, item, total"), ("accounts", "plan"),
-                        ("sessions", "rowid, user_id, seen"), ("products", "rowid, *"), ("settings", "*"),
+                        ("logins", "rowid, user_id, seen"), ("products", "rowid, *"), ("settings", "*"),
                         ("events", "rowid, *")]:
         mine = conn.execute(f"SELECT {cols} FROM main.{table} ORDER BY 1").fetchall()
         assert mine == conn.execute(f"SELECT {cols} FROM prod.{table} ORDER BY 1").fetchall(), table
@@ -341,7 +341,7 @@ def test_tables_without_rules_keep_prods_pages_byte_for_byte(tmp_path, auto_vacu
     assert len(kept) == 5  # four tables and an index, overflow pages included
     for name in kept:
         assert mine[name] == theirs[name], name
-    for name in ("users", "orders_user", "sessions", "accounts"):  # the scrubbed ones are rewritten
+    for name in ("users", "orders_user", "logins", "accounts"):  # the scrubbed ones are rewritten
         assert mine[name] != theirs[name], name
     assert rows(copy, "PRAGMA auto_vacuum") == rows(prod, "PRAGMA auto_vacuum")
     assert rows(copy, "PRAGMA integrity_check") == [("ok",)]
@@ -408,7 +408,7 @@ def test_a_fake_equal_to_another_rows_original_does_not_break_a_unique_key(tmp_p
 def test_a_unique_key_the_fakes_break_is_reported_and_nothing_is_left(tmp_path):
     make_workspace(tmp_path)
     spec = parse_spec("name: s\nstores:\n  db: {type: sqlite, path: data/shop.db}\n"
-                      "clone:\n  scrub:\n    db: {sessions.token: {constant: same}}\n", tmp_path)
+                      "clone:\n  scrub:\n    db: {logins.token: {constant: same}}\n", tmp_path)
     store = SqliteStore(spec, spec.stores["db"], tmp_path / ".repro")
     with pytest.raises(InvalidInput, match="constraint"):
         store.fork("b1", None, None, spec.scrub_rules("db"))
