@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from workbench import scrub
 from workbench.errors import InvalidInput
 from workbench.spec import ScrubRule
+from workbench.stores.sqlite import scrub_file
 
 KEY = b"test key"
 EMAIL_RE = re.compile(r"^[a-z]+\.[a-z]+\.[0-9a-f]{8}@example\.invalid$")
@@ -170,13 +171,15 @@ def test_check_refuses_two_rules_for_one_column(tmp_path):
         scrub.check_sqlite(conn, [rule("Users.Email", "email"), rule("users.email", "hash")])
 
 
-def test_apply_in_place_leaves_no_original_and_fires_no_trigger(tmp_path):
+def test_a_copy_scrubbed_in_place_keeps_no_original_and_fires_no_trigger(tmp_path):
     db = tmp_path / "a.db"
     conn = make_db(db)
     originals = [r[0] for r in conn.execute("SELECT Email FROM Users")]
     phones = [r[0] for r in conn.execute("SELECT phone FROM Users WHERE phone IS NOT NULL")]
-    scrub.apply_sqlite(conn, [rule("Users.Email", "email"), rule("Users.phone", "phone"),
-                              rule("Users.note", "constant", "n/a")], KEY)
+    conn.close()
+    scrub_file(db, [rule("Users.Email", "email"), rule("Users.phone", "phone"), rule("Users.note", "constant", "n/a")],
+               KEY)
+    conn = sqlite3.connect(db)
     rows = conn.execute("SELECT Email, phone, note, domain FROM Users ORDER BY id").fetchall()
     assert all(EMAIL_RE.match(e) and d == "example.invalid" for e, _p, _n, d in rows)
     assert sum(p is None for _e, p, _n, _d in rows) == 2000 - len(phones)  # NULL stays NULL
@@ -185,10 +188,32 @@ def test_apply_in_place_leaves_no_original_and_fires_no_trigger(tmp_path):
     assert conn.execute("SELECT count(*) FROM sqlite_schema WHERE name = 'users_audit'").fetchone() == (1,)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
-    data = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.db"]  # no journal left
+    data = db.read_bytes()
     fakes = {p for _e, p, _n, _d in rows}  # a fake phone may happen to equal another row's original
     leaked = [v for v in originals + phones if v.encode() in data and v not in fakes]
     assert not leaked
+
+
+def test_fakes_are_computed_once_per_distinct_value(tmp_path, monkeypatch):
+    db = tmp_path / "a.db"
+    make_db(db).close()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.executemany("UPDATE Users SET phone = ? WHERE id % 10 = ?", [(f"+1 555 010{n}", n) for n in range(10)])
+    conn.close()
+    calls: list[object] = []
+    real = scrub.make_sql_function
+
+    def counting(key):
+        fn = real(key)
+
+        def repro_scrub(value, strategy, param):
+            calls.append(value)  # every call from SQL, cached or not
+            return fn(value, strategy, param)
+        return repro_scrub
+    monkeypatch.setattr(scrub, "make_sql_function", counting)
+    scrub_file(db, [rule("Users.phone", "phone")], KEY)
+    assert sorted(calls) == sorted(f"+1 555 010{n}" for n in range(10))  # 2000 rows, 10 values
 
 
 def test_the_sql_function_keeps_types_apart_in_its_cache():
@@ -200,3 +225,26 @@ def test_the_sql_function_keeps_types_apart_in_its_cache():
     scrub.register(conn, KEY)
     got = conn.execute("SELECT repro_scrub('a@b.c', 'email', NULL), repro_scrub(NULL, 'phone', NULL)").fetchone()
     assert got == (scrub.fake_email("a@b.c", KEY), None)
+
+
+def test_each_value_gets_its_own_fake_whatever_its_type_or_case(tmp_path):
+    """Fakes are looked up by value and type under BINARY collation: a NOCASE column's 'A@x'
+    and 'a@x', and a typeless column's 1, 1.0, '1' and b'1', are different inputs."""
+    db = tmp_path / "a.db"
+    conn = sqlite3.connect(db)
+    conn.executescript("""
+        CREATE TABLE t (id INTEGER PRIMARY KEY, email TEXT COLLATE NOCASE, anything, repro_orig TEXT);
+        CREATE INDEX t_email ON t (email);
+    """)
+    values = [(1, "Ann@Corp.example", 1, "x"), (2, "ann@corp.example", 1.0, "y"), (3, "ANN@corp.example", "1", "z"),
+              (4, None, b"1", None), (5, "ann@corp.example", None, "w")]
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?)", values)
+    conn.commit()
+    conn.close()
+    scrub_file(db, [rule("t.email", "email"), rule("t.anything", "hash"), rule("t.repro_orig", "name")], KEY)
+    got = sqlite3.connect(db).execute("SELECT id, email, anything, repro_orig FROM t ORDER BY id").fetchall()
+    want = [(i, scrub.fake_email(e, KEY), scrub.fake_hash(a, KEY), scrub.fake_name(n, KEY, "auto"))
+            for i, e, a, n in values]
+    assert got == want
+    assert len({e for _i, e, _a, _n in got if e}) == 3  # three spellings, three fakes; the same one twice
+    assert [type(a) for _i, _e, a, _n in got] == [int, str, str, bytes, type(None)]

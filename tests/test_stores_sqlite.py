@@ -73,16 +73,25 @@ def originals(prod: Path) -> set[str]:
         conn.close()
 
 
-def leaked(folder: Path, values: set[str]) -> list[tuple[str, str]]:
-    """Every original value found in the bytes of any file under ``folder``."""
+def leaked(folder: Path, values: set[str], encodings: tuple[str, ...] = ("utf-8", "utf-16-le", "utf-16-be")
+           ) -> list[tuple[str, str]]:
+    """Every original value found in the bytes of any file under ``folder`` (files with the
+    same bytes, such as a snapshot and the copy it was renamed from, are searched once)."""
     found = []
+    searched: dict[str, str] = {}
     for path in sorted(folder.rglob("*")):
         if path.is_file() and not path.is_symlink():
             data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            name = str(path.relative_to(folder))
+            if digest in searched:
+                found += [(name, v) for other, v in found if other == searched[digest]]
+                continue
+            searched[digest] = name
             for v in values:
-                for enc in ("utf-8", "utf-16-le", "utf-16-be"):
+                for enc in encodings:
                     if v.encode(enc) in data:
-                        found.append((str(path.relative_to(folder)), v))
+                        found.append((name, v))
     return found
 
 

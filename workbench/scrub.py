@@ -10,9 +10,9 @@ Strategies: ``email``, ``name``, ``phone``, ``null``, ``hash``, ``constant`` (wi
 value) and ``keep``. NULL always stays NULL.
 
 For SQLite, :func:`check_sqlite` checks rules against the real schema (before anything is
-copied) and :func:`scrub_select_list` turns them into the column expressions of an
-``INSERT ... SELECT`` so that original values are transformed in flight and never written
-(what the SQLite store does). :func:`apply_sqlite` scrubs an existing copy in place.
+copied) and :func:`apply_sqlite` scrubs a private copy in place, in SQL, with each fake
+computed once per distinct original value; the SQLite store then zeroes the unused space
+of the pages it rewrote (``workbench.stores.sqlitewipe``).
 """
 
 from __future__ import annotations
@@ -366,123 +366,345 @@ def rules_by_table(resolved: list[ResolvedRule]) -> dict[str, dict[str, Resolved
     return out
 
 
-def column_expression(r: ResolvedRule, source: str) -> tuple[str, list[Any]]:
-    """The SQL expression (and its parameters) that reads ``source`` scrubbed by rule ``r``."""
-    strategy = r.rule.strategy
-    if strategy == "null":
-        return "NULL", []
-    if strategy == "constant":
-        return f"CASE WHEN {source} IS NULL THEN NULL ELSE ? END", [r.param]
-    if strategy == "keep":
-        return source, []
-    return f"{SQL_FUNCTION}({source}, ?, ?)", [strategy, r.param]
+# --- SQLite: scrubbing a private copy in place ----------------------------------------
+
+_MAP = "repro_fake"        # temp.repro_fake_N: originals and their fakes, one table per (strategy, parameter)
+_STAGE = "repro_stage"     # temp.repro_stage: the rows of a table rewritten whole (see _rewrite_rows)
+_FTS = re.compile(r"create\s+virtual\s+table\s+.*?\busing\s+(fts[345])\s*\((.*)\)\s*;?\s*$", re.I | re.S)
+_FTS_CONTENT = re.compile(r"(?:^|,)\s*content\s*=\s*(?:'([^']*)'|\"([^\"]*)\"|([^\s,)]+))", re.I)
+_FTS_SHADOWS = {"fts5": ("_data", "_idx", "_content", "_docsize", "_config"),
+                "fts4": ("_content", "_segments", "_segdir", "_docsize", "_stat"),
+                "fts3": ("_content", "_segments", "_segdir", "_docsize", "_stat")}
+
+
+@dataclass
+class _Index:
+    name: str
+    sql: str | None         # None: not to be dropped (made by a UNIQUE or PRIMARY KEY constraint,
+                            # or in a database with auto_vacuum)
+    unique: bool
+    columns: set[str]       # folded names of the table's columns it holds
+
+
+@dataclass
+class _Plan:
+    """How one table is scrubbed: which of its indexes are dropped and made again from the
+    fake values, which SQLite keeps up to date row by row, and whether rows are rewritten
+    whole (see :func:`_rewrite_rows`) instead of updated."""
+
+    table: str
+    rules: dict[str, ResolvedRule]
+    info: TableInfo
+    without_rowid: bool
+    alias: Column | None    # the INTEGER PRIMARY KEY that names the rowid
+    rebuilt: list[_Index]
+    kept_up: list[_Index]
+    rewrite: bool = False
+    stat1: list[tuple[Any, ...]] | None = None
 
 
 def apply_sqlite(conn: sqlite3.Connection, rules: list[ScrubRule], key: bytes = DEFAULT_KEY,
-                 vacuum: bool = True) -> None:
-    """Scrub an existing database in place: ``UPDATE t SET col = repro_scrub(col, ...)``.
+                 progress: Callable[[str], None] | None = None) -> set[str]:
+    """Scrub a private copy of a database in place, in SQL. Returns the names of the b-trees
+    (tables, indexes, full-text shadow tables, statistics) whose pages it rewrote.
 
-    One transaction with ``secure_delete`` on (freed cells and pages are zeroed), the
-    rollback journal off (a journal in memory would hold every changed page: the whole
-    table) and temporary data in memory, so no original value is written to a journal or
-    a temporary file. Without a journal an error leaves the copy half scrubbed: discard
-    it. Triggers are dropped for the duration
-    (an audit trigger would copy the originals into another table) and put back in the
-    same transaction; samples of scrubbed tables in sqlite_stat3/4 are deleted.
+    For each strategy, the distinct original values of the columns it applies to are put in
+    a temporary table beside their fakes, each fake computed once (``SELECT DISTINCT``, then
+    the scrub function); one ``UPDATE OR ABORT`` per table then sets only the scrubbed
+    columns from that table. Tables without rules, and their indexes, are never written:
+    their pages stay byte for byte what they were.
 
-    ``secure_delete`` alone does not keep the promise: when SQLite rebalances a b-tree
-    page it does not zero the gap between the cell pointers and the cells, and stale
-    copies of cells still to be updated survive there (measured: a text column shrunk
-    by ``hash`` leaves fragments). Hence the final ``VACUUM`` (``vacuum=True``), which
-    writes every page afresh from the scrubbed rows. The stores do not scrub in place:
-    they copy with :func:`scrub_select_list`, which never writes an original (and is
-    twice as fast)."""
+    * ``secure_delete`` is on, so every cell and page SQLite frees is zeroed; the journal is
+      off (a journal would hold the original pages) and temporary tables live in memory
+      (the maps take some 100 bytes per distinct value), so no original value is written
+      anywhere else. Without a journal an error leaves the copy half scrubbed: discard it.
+    * Triggers of the scrubbed tables are dropped for the duration and put back as they
+      were (an audit trigger would copy the originals into another table); foreign keys are
+      not enforced, as in a copy made row by row.
+    * An index over a scrubbed column is dropped and made again from the fake values (far
+      faster than updating it row by row, and its statistics are kept); one made by a
+      UNIQUE or PRIMARY KEY constraint cannot be dropped and is kept up to date, as is every
+      index of a database with auto_vacuum (where dropping or creating a b-tree moves the
+      root pages of others). When a fake of a unique column equals another row's original,
+      updating rows one by one could hit a uniqueness error that the final rows do not
+      have: that table's rows are rewritten whole instead.
+    * A full-text index (FTS3/4/5) whose content is a scrubbed table is emptied and built
+      again from the fake values ('rebuild'); samples of the scrubbed tables in
+      ``sqlite_stat2/3/4`` are deleted.
+
+    What SQL cannot do is left to the caller: when a page splits or merges, SQLite does not
+    zero the bytes between its cell pointers and its cells, so stale copies of cells
+    (originals among them) can remain in the unused space of the rewritten b-trees' pages,
+    and a copy of prod also keeps prod's own free pages. Close the connection and zero them
+    (``workbench.stores.sqlitewipe``) before the copy counts as scrubbed."""
     resolved = check_sqlite(conn, rules)
     by_table = rules_by_table(resolved)
     if not by_table:
-        return
-    register(conn, key)
-    mode = conn.execute("PRAGMA main.journal_mode").fetchone()[0].lower()
-    if mode not in ("off", "memory"):
-        if conn.execute("PRAGMA main.journal_mode=OFF").fetchone()[0].lower() != "off":
-            raise RuntimeError(f"cannot scrub in place with journal_mode={mode}")
-    conn.execute("PRAGMA main.secure_delete=ON")
-    conn.execute("PRAGMA temp_store=MEMORY")
+        return set()
     if conn.in_transaction:
         raise RuntimeError("apply_sqlite runs its own transaction: commit first")
+    mode = conn.execute("PRAGMA main.journal_mode").fetchone()[0].lower()
+    if mode != "off" and conn.execute("PRAGMA main.journal_mode=OFF").fetchone()[0].lower() != "off":
+        raise RuntimeError(f"cannot scrub in place with journal_mode={mode}")
+    for pragma in ("main.secure_delete=ON", "temp_store=MEMORY", "foreign_keys=OFF"):
+        conn.execute(f"PRAGMA {pragma}")
+    register(conn, key)
     conn.execute("BEGIN")
     try:
-        triggers = conn.execute("SELECT name, sql FROM main.sqlite_schema WHERE type='trigger' "
-                                "AND sql IS NOT NULL").fetchall()
-        for name, _sql in triggers:
-            conn.execute(f"DROP TRIGGER main.{quote_ident(name)}")
-        for table, cols in by_table.items():
-            sets, params, where = [], [], []
-            for r in cols.values():
-                expr, p = column_expression(r, quote_ident(r.column))
-                sets.append(f"{quote_ident(r.column)} = {expr}")
-                params.extend(p)
-                where.append(f"{quote_ident(r.column)} IS NOT NULL")
-            conn.execute(f"UPDATE main.{quote_ident(table)} SET {', '.join(sets)} WHERE {' OR '.join(where)}",
-                         params)
-        drop_samples(conn, "main", list(by_table))
-        for _name, sql in triggers:
-            conn.execute(sql)
+        touched = _scrub(conn, by_table, progress)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if vacuum:  # its temporary copy holds scrubbed rows only: it may go to disk
-        conn.execute("PRAGMA temp_store=DEFAULT")
-        conn.execute("VACUUM")
     if mode not in ("off", "memory"):
         conn.execute(f"PRAGMA main.journal_mode={mode}")
+    return touched
 
 
-def scrub_select_list(conn: sqlite3.Connection, table: str, cols: dict[str, ResolvedRule],
-                      schema: str) -> tuple[list[str], list[str], list[Any]]:
-    """Columns to INSERT into and expressions to SELECT from ``schema.table`` with the
-    table's rules applied: ``(insert_columns, select_expressions, parameters)``.
-    Generated columns are left out (SQLite computes them again); the rowid is kept."""
-    info = table_info(conn, table, schema)
-    names = [c.name for c in info.columns if not c.generated]
+def _scrub(conn: sqlite3.Connection, by_table: dict[str, dict[str, ResolvedRule]],
+           progress: Callable[[str], None] | None) -> set[str]:
+    schema = conn.execute("SELECT rowid, type, name, tbl_name, rootpage, sql FROM main.sqlite_schema "
+                          "ORDER BY rowid").fetchall()
+    scrubbed = {_fold(t) for t in by_table}
+    triggers = [row for row in schema if row[1] == "trigger" and _fold(row[3]) in scrubbed]
+    for row in triggers:  # an audit trigger would copy the originals into another table
+        conn.execute(f"DROP TRIGGER main.{quote_ident(row[2])}")
+    maps = _fake_maps(conn, by_table)
+    # with auto_vacuum, dropping or creating a b-tree moves root pages of other tables
+    droppable = conn.execute("PRAGMA main.auto_vacuum").fetchone()[0] == 0
+    sql_of = {row[2]: row[5] for row in schema}
+    plans = [_plan(conn, table, cols, maps, sql_of, droppable) for table, cols in by_table.items()]
+    touched: set[str] = set()
+    for plan in plans:
+        if progress:
+            progress(f"scrubbing {plan.table} ({', '.join(r.column for r in plan.rules.values())})")
+        for index in plan.rebuilt:
+            plan.stat1 = (plan.stat1 or []) + _stat1_rows(conn, index.name)
+            conn.execute(f"DROP INDEX main.{quote_ident(index.name)}")
+        if plan.rewrite:
+            _rewrite_rows(conn, plan, maps)
+        else:
+            _update_rows(conn, plan, maps)
+        touched.add(plan.table)
+        touched.update(i.name for i in plan.kept_up + plan.rebuilt)
+    touched.update(drop_samples(conn, "main", list(by_table)))
+    _put_back(conn, triggers)
+    for plan in plans:
+        for index in plan.rebuilt:
+            conn.execute(index.sql or "")
+        if plan.stat1:
+            conn.executemany("INSERT INTO main.sqlite_stat1 VALUES (?, ?, ?)", plan.stat1)
+    # a full-text index of a scrubbed table: its shadow tables hold every word of the
+    # originals. 'rebuild' empties them (freed pages zeroed) and indexes the fake values.
+    for name, shadows in fts_over(schema, scrubbed).items():
+        if progress:
+            progress(f"rebuilding the full-text index {name} from the scrubbed values")
+        conn.execute(f"INSERT INTO main.{quote_ident(name)} ({quote_ident(name)}) VALUES ('rebuild')")
+        touched.update(shadows)
+    for fakes in maps.values():
+        conn.execute(f"DROP TABLE temp.{fakes.table}")
+    return touched
+
+
+def fts_over(schema: list[Any], scrubbed: set[str]) -> dict[str, list[str]]:
+    """Full-text indexes whose external content is a scrubbed table (``scrubbed``: folded
+    names), from rows ``(rowid, type, name, tbl_name, rootpage, sql)`` of sqlite_schema:
+    name -> its shadow tables."""
+    out: dict[str, list[str]] = {}
+    for _rowid, kind, name, _tbl, root, sql in schema:
+        found = _FTS.match(sql.strip()) if kind == "table" and not root and sql else None
+        if not found:
+            continue
+        content = _FTS_CONTENT.search(found.group(2))
+        table = next((g for g in content.groups() if g is not None), "") if content else ""
+        if _fold(table) in scrubbed:
+            out[name] = [name + suffix for suffix in _FTS_SHADOWS[found.group(1).lower()]]
+    return out
+
+
+@dataclass
+class _Map:
+    table: str    # in the temp schema
+    typed: bool   # holds values of more than one type: look up the type too
+
+
+def _fake_maps(conn: sqlite3.Connection, by_table: dict[str, dict[str, ResolvedRule]]) -> dict[tuple[str, Any], _Map]:
+    """One temporary table per (strategy, parameter): each distinct original value of the
+    columns it applies to, with its type (1 and 1.0 are different inputs) and its fake.
+    Distinct under BINARY collation, so a NOCASE column's 'A@x' and 'a@x' get their own fakes."""
+    names: dict[tuple[str, Any], str] = {}
+    for table, cols in by_table.items():
+        for r in cols.values():
+            strategy = r.rule.strategy
+            if strategy in ("null", "constant"):
+                continue
+            name = names.get((strategy, r.param))
+            if name is None:
+                name = names[(strategy, r.param)] = f"{_MAP}_{len(names) + 1}"
+                conn.execute(f"DROP TABLE IF EXISTS temp.{name}")
+                conn.execute(f"CREATE TEMP TABLE {name} (repro_orig, repro_type TEXT, repro_fake, "
+                             "PRIMARY KEY (repro_orig, repro_type)) WITHOUT ROWID")
+            col = quote_ident(r.column)
+            conn.execute(f"INSERT INTO temp.{name} SELECT v, t, {SQL_FUNCTION}(v, ?, ?) FROM "
+                         f"(SELECT DISTINCT {col} COLLATE BINARY AS v, typeof({col}) AS t "
+                         f"FROM main.{quote_ident(table)} WHERE {col} IS NOT NULL) "
+                         f"WHERE NOT EXISTS (SELECT 1 FROM temp.{name} WHERE repro_orig = v AND repro_type = t)",
+                         (strategy, r.param))  # a value another column had is not faked again
+    return {k: _Map(name, conn.execute(f"SELECT count(DISTINCT repro_type) > 1 FROM temp.{name}").fetchone()[0] == 1)
+            for k, name in names.items()}
+
+
+def _fake_expression(r: ResolvedRule, column: str, maps: dict[tuple[str, Any], _Map]) -> tuple[str, list[Any]]:
+    """The SQL expression (and its parameters) of the scrubbed value of ``column``. A fake
+    is looked up with no affinity and BINARY collation, so only the very same value matches
+    (and its type, when the values are of several types)."""
+    strategy = r.rule.strategy
+    if strategy == "null":
+        return "NULL", []
+    if strategy == "constant":
+        return f"CASE WHEN {column} IS NULL THEN NULL ELSE ? END", [r.param]
+    if strategy == "keep":
+        return column, []
+    fakes = maps[(strategy, r.param)]
+    typed = f" AND repro_type = typeof({column})" if fakes.typed else ""
+    return f"(SELECT repro_fake FROM temp.{fakes.table} WHERE repro_orig = +{column}{typed})", []
+
+
+def _plan(conn: sqlite3.Connection, table: str, rules: dict[str, ResolvedRule],
+          maps: dict[tuple[str, Any], _Map], sql_of: dict[str, str | None], droppable: bool) -> _Plan:
+    info = table_info(conn, table)
+    without_rowid = _without_rowid(conn, table)
+    scrubbed = set(rules)
+    touched_cols = scrubbed | {_fold(c.name) for c in info.columns if c.generated}
+    pk = [c for c in info.columns if c.pk]
+    alias = pk[0] if not without_rowid and len(pk) == 1 and pk[0].type.upper() == "INTEGER" else None
+    # the rowid, or a WITHOUT ROWID table's key, changes: every index holds it
+    key_moves = (alias is not None and _fold(alias.name) in scrubbed) or \
+        (without_rowid and any(_fold(c.name) in scrubbed for c in pk))
+    plan = _Plan(table, rules, info, without_rowid, alias, [], [])
+    qt = quote_ident(table)
+    for _seq, name, unique, origin, partial in conn.execute(f"PRAGMA main.index_list({qt})").fetchall():
+        if without_rowid and origin == "pk":
+            continue  # the table's own b-tree
+        xinfo = conn.execute(f"PRAGMA main.index_xinfo({quote_ident(name)})").fetchall()
+        columns = {_fold(row[2]) for row in xinfo if row[2] is not None}
+        expression = any(row[1] == -2 for row in xinfo)
+        if not (key_moves or partial or expression or columns & touched_cols):
+            continue  # SQLite leaves it alone: its pages stay prod's
+        index = _Index(name, sql_of.get(name) if origin == "c" and droppable else None, bool(unique), columns)
+        (plan.rebuilt if index.sql else plan.kept_up).append(index)
+    # uniqueness is checked row by row as the UPDATE goes: a fake equal to the original of a
+    # row not updated yet would fail where the final rows are distinct
+    unique_cols = set().union(*(i.columns for i in plan.kept_up if i.unique))
+    if alias is not None:
+        unique_cols.add(_fold(alias.name))
+    if without_rowid:
+        unique_cols |= {_fold(c.name) for c in pk}
+    for col in unique_cols & scrubbed:
+        r = rules[col]
+        fakes = maps.get((r.rule.strategy, r.param))
+        if fakes and _fake_meets_original(conn, fakes.table):
+            plan.rewrite = True
+    if plan.rewrite:  # every index is filled again: drop what can be dropped
+        plan.rebuilt, plan.kept_up = [], []
+        for _seq, name, unique, origin, _partial in conn.execute(f"PRAGMA main.index_list({qt})").fetchall():
+            if without_rowid and origin == "pk":
+                continue
+            index = _Index(name, sql_of.get(name) if origin == "c" and droppable else None, bool(unique), set())
+            (plan.rebuilt if index.sql else plan.kept_up).append(index)
+    return plan
+
+
+def _fake_meets_original(conn: sqlite3.Connection, table: str) -> bool:
+    """Whether some fake equals another original value (of the same type) in a map."""
+    return conn.execute(
+        f"SELECT 1 FROM temp.{table} a JOIN temp.{table} b ON b.repro_orig = a.repro_fake "
+        "AND b.repro_type = typeof(a.repro_fake) "
+        "WHERE a.repro_orig IS NOT b.repro_orig OR a.repro_type IS NOT b.repro_type LIMIT 1").fetchone() is not None
+
+
+def _update_rows(conn: sqlite3.Connection, plan: _Plan, maps: dict[tuple[str, Any], _Map]) -> None:
+    """One UPDATE of the scrubbed columns of the rows that have a value in one of them.
+    OR ABORT: a fake that breaks a UNIQUE constraint is an error, never a row replaced."""
+    qt = quote_ident(plan.table)
+    sets, params, where = [], [], []
+    for r in plan.rules.values():
+        column = f"{qt}.{quote_ident(r.column)}"
+        expr, p = _fake_expression(r, column, maps)
+        sets.append(f"{quote_ident(r.column)} = {expr}")
+        params.extend(p)
+        where.append(f"{column} IS NOT NULL")
+    conn.execute(f"UPDATE OR ABORT main.{qt} SET {', '.join(sets)} WHERE {' OR '.join(where)}", params)
+
+
+def _rewrite_rows(conn: sqlite3.Connection, plan: _Plan, maps: dict[tuple[str, Any], _Map]) -> None:
+    """The rows, scrubbed, into a temporary table (in memory); the table emptied; the rows
+    inserted back with their rowids. Uniqueness is then checked on the final values only."""
+    qt = quote_ident(plan.table)
     insert, select, params = [], [], []
-    rowid = _rowid_name(conn, table, schema, info)
+    # the rowid is kept (the INTEGER PRIMARY KEY that names it is a column like the others)
+    rowid = None if plan.without_rowid or plan.alias else _rowid_name(plan.info)
     if rowid:
         insert.append(rowid)
-        select.append(rowid)
-    for name in names:
-        insert.append(quote_ident(name))
-        rule = cols.get(_fold(name))
-        if rule is None:
-            select.append(quote_ident(name))
-        else:
-            expr, p = column_expression(rule, quote_ident(name))
-            select.append(expr)
-            params.extend(p)
-    return insert, select, params
+        select.append(f"{qt}.{rowid}")
+    for c in plan.info.columns:
+        if c.generated:
+            continue  # computed again by SQLite
+        column = f"{qt}.{quote_ident(c.name)}"
+        r = plan.rules.get(_fold(c.name))
+        expr, p = _fake_expression(r, column, maps) if r else (column, [])
+        insert.append(quote_ident(c.name))
+        select.append(expr)
+        params.extend(p)
+    conn.execute(f"DROP TABLE IF EXISTS temp.{_STAGE}")
+    conn.execute(f"CREATE TEMP TABLE {_STAGE} AS SELECT {', '.join(select)} FROM main.{qt}", params)
+    conn.execute(f"DELETE FROM main.{qt}")
+    conn.execute(f"INSERT OR ABORT INTO main.{qt} ({', '.join(insert)}) SELECT * FROM temp.{_STAGE}")
+    conn.execute(f"DROP TABLE temp.{_STAGE}")
 
 
-def _rowid_name(conn: sqlite3.Connection, table: str, schema: str, info: TableInfo) -> str | None:
-    """A name for the table's rowid that no column shadows, or None for a WITHOUT ROWID table.
-    Kept even when an INTEGER PRIMARY KEY carries it: both then hold the same value."""
+def _rowid_name(info: TableInfo) -> str | None:
+    """A name for the rowid that no column shadows (None when all three are taken)."""
     taken = {_fold(c.name) for c in info.columns}
-    for name in ("rowid", "_rowid_", "oid"):
-        if name in taken:
-            continue
-        try:
-            conn.execute(f"SELECT {name} FROM {quote_ident(schema)}.{quote_ident(table)} LIMIT 0")
-        except sqlite3.OperationalError:
-            return None
-        return name
-    return None
+    return next((n for n in ("rowid", "_rowid_", "oid") if n not in taken), None)
 
 
-def drop_samples(conn: sqlite3.Connection, schema: str, tables: list[str]) -> None:
-    """Delete ``sqlite_stat3/4`` samples of scrubbed tables: they hold copies of indexed values."""
-    present = {r[0] for r in conn.execute(f"SELECT lower(name) FROM {quote_ident(schema)}.sqlite_schema "
-                                          "WHERE name IN ('sqlite_stat3', 'sqlite_stat4')")}
+def _without_rowid(conn: sqlite3.Connection, table: str) -> bool:
+    try:
+        conn.execute(f"SELECT rowid FROM main.{quote_ident(table)} LIMIT 0")
+        return False
+    except sqlite3.OperationalError:
+        return True
+
+
+def _stat1_rows(conn: sqlite3.Connection, index: str) -> list[tuple[Any, ...]]:
+    """The planner's statistics of an index (DROP INDEX deletes them; they are put back)."""
+    if not conn.execute("SELECT 1 FROM main.sqlite_schema WHERE name = 'sqlite_stat1'").fetchone():
+        return []
+    return conn.execute("SELECT tbl, idx, stat FROM main.sqlite_stat1 WHERE idx = ?", (index,)).fetchall()
+
+
+def _put_back(conn: sqlite3.Connection, rows: list[Any]) -> None:
+    """Schema rows (triggers) put back as they were, at their place in sqlite_schema."""
+    if not rows:
+        return
+    conn.execute("PRAGMA writable_schema=ON")
+    try:
+        conn.executemany("INSERT INTO main.sqlite_master (rowid, type, name, tbl_name, rootpage, sql) "
+                         "VALUES (?, ?, ?, ?, ?, ?)", rows)
+        version = int(conn.execute("PRAGMA main.schema_version").fetchone()[0])
+        conn.execute(f"PRAGMA main.schema_version={version + 1}")
+    finally:
+        conn.execute("PRAGMA writable_schema=OFF")
+
+
+def drop_samples(conn: sqlite3.Connection, schema: str, tables: list[str]) -> list[str]:
+    """Delete ``sqlite_stat2/3/4`` samples of scrubbed tables: they hold copies of indexed
+    values. Returns the statistics tables present."""
+    present = [r[0] for r in conn.execute(f"SELECT name FROM {quote_ident(schema)}.sqlite_schema "
+                                          "WHERE lower(name) IN ('sqlite_stat2', 'sqlite_stat3', 'sqlite_stat4')")]
     for stat in sorted(present):
         for table in tables:
             conn.execute(f"DELETE FROM {quote_ident(schema)}.{stat} WHERE tbl = ? COLLATE NOCASE", (table,))
+    return present

@@ -3,6 +3,7 @@ is noticed cheaply (the watch loop's token). A new kind of store is a new row.""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -34,10 +35,24 @@ def _sqlite(name: str, view: StoreView, left: Side, right: Side, opts: DataOptio
             groups: list[GroupSummary]) -> Iterator[Change]:
     from workbench.diff.sqlite import Options, diff_files
 
+    a, b = left.store_locations[name], right.store_locations[name]
     options = Options(store=name, scrubbed=view.scrubbed, include_scrubbed=opts.include_scrubbed, limit=opts.limit,
-                      shower=opts.shower, left_immutable=left.snapshot is not None,
-                      right_immutable=right.snapshot is not None)
-    yield from diff_files(left.store_locations[name], right.store_locations[name], options, groups)
+                      shower=opts.shower, left_immutable=left.snapshot is not None or _quiet_wal(a),
+                      right_immutable=right.snapshot is not None or _quiet_wal(b))
+    yield from diff_files(a, b, options, groups)
+
+
+def _quiet_wal(path: str) -> bool:
+    """A WAL database that no process has open (no -shm beside it) and whose file holds every
+    commit (no -wal left): opened read-only, SQLite would still make -wal and -shm files
+    beside it (prod's too), so it is read immutable."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+        wal = os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
+    except OSError:
+        return False
+    return header[18:20] == b"\x02\x02" and not wal and not os.path.exists(path + "-shm")
 
 
 def _sqlite_token(view: StoreView, location: str) -> str | None:
