@@ -56,6 +56,11 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
 
 
+def current_user() -> tuple[str, str]:
+    """(user, host) of this process, as the journal records them."""
+    return _who()
+
+
 def _who() -> tuple[str, str]:
     try:
         user = getpass.getuser()
@@ -75,6 +80,7 @@ class State:
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_owners()
         except sqlite3.OperationalError:
             self.db.close()
             # WAL needs a few KB for its shared memory even to read: a full disk fails with a mere "disk I/O error"
@@ -86,6 +92,20 @@ class State:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_owners(self) -> None:
+        """Workspaces made before clones had owners: the column, filled from the journal (who
+        forked each clone), and an index for the questions asked of one clone's history."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(envs)")}
+        if "owner" not in columns:
+            try:
+                self.db.execute("ALTER TABLE envs ADD COLUMN owner TEXT")
+            except sqlite3.OperationalError as exc:   # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+            self.db.execute("UPDATE envs SET owner = (SELECT user FROM journal WHERE journal.op = 'fork' "
+                            "AND journal.env = envs.name ORDER BY id DESC LIMIT 1) WHERE owner IS NULL")
+        self.db.execute("CREATE INDEX IF NOT EXISTS journal_env ON journal (env, id)")
 
     # meta
     def get_meta(self, key: str) -> str | None:
@@ -185,6 +205,13 @@ class State:
         else:
             rows = self.db.execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?", (limit,))
         return [self._entry(r) for r in rows.fetchall()]
+
+    def last_of(self, env: str, ops: tuple[str, ...], outcomes: tuple[str, ...]) -> JournalEntry | None:
+        """The newest journal entry of ``env`` among ``ops`` whose outcome is one of ``outcomes``."""
+        marks = ", ".join("?" * len(ops)), ", ".join("?" * len(outcomes))
+        row = self.db.execute(f"SELECT * FROM journal WHERE env=? AND op IN ({marks[0]}) AND outcome IN ({marks[1]}) "
+                              "ORDER BY id DESC LIMIT 1", (env, *ops, *outcomes)).fetchone()
+        return self._entry(row) if row else None
 
     @staticmethod
     def _entry(r: sqlite3.Row) -> JournalEntry:

@@ -260,6 +260,11 @@ class Workspace:
 
         return self.run(Stop(self, env, progress))
 
+    def restart(self, env: str, progress: Progress | None = None) -> EnvInfo:
+        from workbench.ops.restart import Restart
+
+        return self.run(Restart(self, env, progress))
+
     def make_ready(self, env: str, snapshot: str) -> bool:
         """Prepare the ready copy of a snapshot (run by the detached helper)."""
         return self.ready.make(env, snapshot)
