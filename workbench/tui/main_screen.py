@@ -29,7 +29,7 @@ from textual.widgets import Footer, Input, OptionList, Static
 
 from workbench.names import PROD
 from workbench.tui.availability import Situation, refusal
-from workbench.tui.gateway import Call, Gateway, Post
+from workbench.tui.gateway import Gateway, Post, Request, call
 from workbench.tui.keymap import KEYS, action_for_key, key_display
 from workbench.tui.messages import (
     CloneDestroyed,
@@ -193,6 +193,10 @@ class MainScreen(Screen[None]):
         self._show_snapshots()
         self._journal = message.journal
         self.query_one(Activity).show_journal(message.journal, now)
+        for entry in message.recovered:
+            self._reported_pending.add(entry.id)
+            self.notify(f"{entry.op} of {entry.env} had been cut off half way; this screen recovered it "
+                        "(the Activity pane says how).", severity="warning", timeout=10)
         for entry in message.pending:
             if entry.id not in self._reported_pending:
                 self._reported_pending.add(entry.id)
@@ -348,12 +352,12 @@ class MainScreen(Screen[None]):
         return key_display(keys.split(",")[0])
 
     # operations -----------------------------------------------------------------------
-    def run_operation(self, op: str, env: str, done: type[OperationDone], call: Call) -> None:
+    def run_operation(self, op: str, env: str, done: type[OperationDone], request: Request) -> None:
         """Run one change of the workspace through the gateway; the screen stays responsive."""
         self._busy_env = env
         self.busy = f"{op} {env}"
         self.query_one(Activity).step = f"{op} {env} …"
-        self.gateway.run(op, env, done, call)
+        self.gateway.run(op, env, done, request)
 
     def _operation_over(self) -> None:
         self.busy = None
@@ -384,7 +388,7 @@ class MainScreen(Screen[None]):
         def forked(request: ForkRequest | None) -> None:
             if request is not None:
                 self.run_operation("fork", request.name, CloneForked,
-                                   lambda ws, p: ws.fork(request.source, request.name, progress=p))
+                                   call("fork", source=request.source, name=request.name))
 
         self.app.push_screen(ForkDialog(sources, {e.name for e in clones}), forked)
 
@@ -396,17 +400,17 @@ class MainScreen(Screen[None]):
 
         def named(name: str | None) -> None:
             if name is not None:
-                self.run_operation("snapshot", env, SnapshotTaken, lambda ws, p: ws.snapshot(env, name, progress=p))
+                self.run_operation("snapshot", env, SnapshotTaken, call("snapshot", env=env, name=name))
 
         self.app.push_screen(SnapshotNameDialog(env, taken), named)
 
     def action_reset(self) -> None:
         env = self._clone()
-        self.run_operation("reset", env, CloneReset, lambda ws, p: ws.reset(env, progress=p))
+        self.run_operation("reset", env, CloneReset, call("reset", env=env))
 
     def action_undo_reset(self) -> None:
         env = self._clone()
-        self.run_operation("undo-reset", env, ResetUndone, lambda ws, p: ws.undo_reset(env, progress=p))
+        self.run_operation("undo-reset", env, ResetUndone, call("undo_reset", env=env))
 
     def action_choose_snapshot(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog
@@ -418,8 +422,7 @@ class MainScreen(Screen[None]):
 
         def chosen(snapshot: str | None) -> None:
             if snapshot is not None:
-                self.run_operation("reset", env, CloneReset,
-                                   lambda ws, p: ws.reset(env, snapshot=snapshot, progress=p))
+                self.run_operation("reset", env, CloneReset, call("reset", env=env, snapshot=snapshot))
 
         self.app.push_screen(ChooseDialog(f"Reset {env} to …", "Its data goes back to the snapshot at once "
                                           f"({self.key_for('undo-reset')} undoes it).", choices), chosen)
@@ -444,7 +447,7 @@ class MainScreen(Screen[None]):
         def promoted(request: PromoteRequest | None) -> None:
             if request is not None:
                 self.run_operation("promote", env, ClonePromoted,
-                                   lambda ws, p: ws.promote(env, request.message, merge=request.merge, progress=p))
+                                   call("promote", env=env, message=request.message, merge=request.merge))
 
         self.app.push_screen(PromoteDialog(env, branch, self.wb.prod_branch, message.files, message.diff_text),
                              promoted)
@@ -456,8 +459,7 @@ class MainScreen(Screen[None]):
 
         def confirmed(answer: Confirmed | None) -> None:
             if answer is not None:
-                self.run_operation("destroy", env, CloneDestroyed,
-                                   lambda ws, p: ws.destroy(env, force=answer.option, progress=p))
+                self.run_operation("destroy", env, CloneDestroyed, call("destroy", env=env, force=answer.option))
 
         self.app.push_screen(TypedConfirmDialog(
             f"Destroy {env}",
@@ -470,9 +472,9 @@ class MainScreen(Screen[None]):
         env = self.selected or PROD
         info = self.envs.get(env)
         if info is not None and info.state in ("running", "partial"):
-            self.run_operation("stop", env, ServicesStopped, lambda ws, p: ws.stop(env, progress=p))
+            self.run_operation("stop", env, ServicesStopped, call("stop", env=env))
         else:
-            self.run_operation("start", env, ServicesStarted, lambda ws, p: ws.start(env, progress=p))
+            self.run_operation("start", env, ServicesStarted, call("start", env=env))
 
     def action_logs(self) -> None:
         from workbench.tui.dialogs.logs import LogsDialog
