@@ -315,13 +315,18 @@ def cmd_screen(c: Call) -> int:
 def cmd_demo(c: Call) -> int:
     from workbench.backends.local import free_port, port_open
     from workbench.demo import DEMO_PORT, build_demo, default_demo_path
+    from workbench.demo.guide import demo_guide
+    from workbench.errors import Refused
     from workbench.workspace import Workspace
 
     a = c.args
     path = Path(a.path).expanduser().resolve() if a.path else default_demo_path()
-    port = DEMO_PORT
-    if port_open(port):  # another demo's prod runs: this one takes a free port
-        port = free_port(set())
+    port, moved = a.port or DEMO_PORT, False
+    if port_open(port):
+        if a.port:
+            raise Refused(f"port {port} on 127.0.0.1 is in use.",
+                          f"Stop what uses it (ss -ltnp | grep :{port}), or choose another: repro-tui demo --port N")
+        port, moved = free_port(set()), True   # said first thing in the guide below, never silently
     c.progress("building the demo shop")
     build_demo(path, port=port)
     ws = Workspace(path)
@@ -329,17 +334,16 @@ def cmd_demo(c: Call) -> int:
         c.progress("starting prod")
         ws.start("prod")
     c.done()
+    text, data = demo_guide(path, port, running=not a.no_start, moved=moved)
+    c.out.emit(data, lambda: c.out.write(text))
+    c.out.flush()
     if a.no_open or a.json:
-        c.out.emit({"path": str(path)}, lambda: sys.stdout.write(f"{path}\n"))
-        if not a.json:
-            sys.stderr.write(f"demo workspace ready. Next: cd {path} && repro-tui fork prod bug1\n")
         return 0
     try:
         from workbench.tui.app import run_app
     except ImportError:
-        sys.stdout.write(f"demo workspace: {path}\nnext: cd {path} && repro-tui fork prod bug1\n")
         return 0
-    return run_app(ws)
+    return run_app(ws)   # the guide stays on the terminal beneath the screen, and is there again after it
 
 
 def cmd_serve(c: Call) -> int:

@@ -44,6 +44,13 @@ def _count(text: str) -> int:
     return n
 
 
+def _port(text: str) -> int:
+    n = _count(text)
+    if not 1024 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port from 1024 to 65535, not {n}")
+    return n
+
+
 def build_parser() -> Parser:
     common = _common(argparse.SUPPRESS)
     parser = Parser(
@@ -64,6 +71,8 @@ def build_parser() -> Parser:
     p.add_argument("path", nargs="?", help="where to build it (default: a new folder in your data directory)")
     p.add_argument("--no-open", action="store_true", help="only build it and print its path")
     p.add_argument("--no-start", action="store_true", help="do not start prod's services")
+    p.add_argument("--port", type=_port, default=None,
+                   help="prod's port (default 18080, or a free one, said, when 18080 is taken)")
     cmd("list", "list the environments")
     p = cmd("status", "one environment in detail")
     p.add_argument("env", help="prod or a clone")
