@@ -75,7 +75,7 @@ def test_prod_services_need_a_typed_confirmation(ws):
     assert ws.status("prod").state == "running"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm"}
     term = PtyProgram([str(REPRO_TUI), "stop", "prod"], cwd=root, env=env)
-    try:                                                              # on a terminal it asks, and a wrong answer stops it
+    try:                                                # on a terminal it asks; a wrong answer stops it
         term.wait_for("Type prod to confirm")
         term.type("prd\r")
         assert term.proc.wait(timeout=30) == 1

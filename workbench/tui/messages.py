@@ -173,3 +173,8 @@ class ServicesStarted(OperationDone):
 class ServicesStopped(OperationDone):
     def summary(self, undo_key: str) -> str:
         return f"{self.env} stopped."
+
+
+class ServicesRestarted(OperationDone):
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} restarted in {self.took}: its services read their settings again."

@@ -19,3 +19,6 @@ class ScreenSettings:
     prod_branch: str = "main"
     backend_name: str = "local"
     has_services: bool = True
+    root: Path | None = None        # the workspace's folder
+    cwd: Path | None = None         # where the screen was started (worktree paths are shown from here)
+    user: str = ""                  # user@host, as the journal names people: whose reset an undo may take back
