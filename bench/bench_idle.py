@@ -27,11 +27,10 @@ for var, value in (("GIT_AUTHOR_NAME", "bench"), ("GIT_AUTHOR_EMAIL", "bench@exa
                    ("GIT_COMMITTER_NAME", "bench"), ("GIT_COMMITTER_EMAIL", "bench@example.invalid")):
     os.environ.setdefault(var, value)
 
-REPRO_TUI = Path(sys.executable).parent / "repro-tui"
 
 
 def main() -> int:
-    from tests.terminal import PtyProgram
+    from tests.terminal import REPRO_TUI, screen
     from workbench.backends.local import free_port, kill_services
     from workbench.demo import build_demo
     from workbench.workspace import Workspace
@@ -41,6 +40,9 @@ def main() -> int:
     parser.add_argument("--long", type=float, default=0.0)
     parser.add_argument("--code", type=Path, default=ROOT)
     args = parser.parse_args()
+    if not REPRO_TUI.exists():
+        print(f"{REPRO_TUI} is missing: install the project first (make venv).", file=sys.stderr)
+        return 1
     os.environ.setdefault("REPRO_READY", "sync")
     base = Path(tempfile.mkdtemp(prefix="repro-bench-idle-"))
     root = base / "demo"
@@ -48,15 +50,11 @@ def main() -> int:
     ws = Workspace(root)
     ws.fork("prod", "bug1")
     ws.close()
-    env = {**os.environ, "PYTHONPATH": str(args.code.resolve()), "TERM": "xterm-256color"}
-    env.pop("NO_COLOR", None)
-    term = PtyProgram([str(REPRO_TUI)], cwd=root, env=env)
+    term = screen(root, code=args.code.resolve())
     results: list[tuple[str, float, float]] = []
     try:
         term.wait_for("repro/bug1")
-        mark = term.mark()
-        term.type("\x1b[B")
-        term.wait_for("prod ↔ bug1", since=mark)
+        term.select_next("bug1")
         time.sleep(3.0)
         results.append(("live diff of a clone on screen", args.seconds, term.bytes_during(args.seconds)))
         mark = term.mark()

@@ -14,16 +14,13 @@ import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, free_port
-from tests.terminal import PtyProgram
-
-REPRO_TUI = Path(sys.executable).parent / "repro-tui"
+from tests.conftest import free_port
+from tests.terminal import REPRO_TUI, ROOT, PtyProgram
 
 
 def find_sshd() -> str:

@@ -15,11 +15,14 @@ import select
 import signal
 import struct
 import subprocess
+import sys
 import termios
 import threading
 import time
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+REPRO_TUI = Path(sys.executable).parent / "repro-tui"
 ESCAPES = re.compile(rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b[()][A-Z0-9]|\x1b[=>78]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)")
 
 
@@ -83,6 +86,12 @@ class PtyProgram:
         raise AssertionError(f"{needle!r} never appeared (exit code {self.proc.poll()}); the last output:\n"
                              f"{self.text()[-1500:]}")
 
+    def select_next(self, clone: str) -> None:
+        """↓ in the screen's environment list, until ``clone``'s diff is on screen."""
+        mark = self.mark()
+        self.type("\x1b[B")
+        self.wait_for(f"prod ↔ {clone}", since=mark)
+
     def bytes_during(self, seconds: float) -> int:
         """How many bytes the program writes to its terminal in ``seconds``."""
         start = self.mark()
@@ -110,6 +119,14 @@ class PtyProgram:
                 pass
             self.proc.wait(timeout=10)
         self.hang_up()
+
+
+def screen(workspace: Path, code: Path = ROOT, **env: str) -> PtyProgram:
+    """The installed ``repro-tui`` on ``workspace`` in an 80x24, 256-colour terminal, running the
+    code at ``code`` (this checkout); ``env`` adds to (or, empty, clears) its variables."""
+    full = {**os.environ, "PYTHONPATH": str(code), "TERM": "xterm-256color", **env}
+    full.pop("NO_COLOR", None)
+    return PtyProgram([str(REPRO_TUI)], cwd=workspace, env=full)
 
 
 def _take_terminal() -> None:

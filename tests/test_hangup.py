@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, git
-from tests.ssh_support import REPRO_TUI, Sshd
-from tests.terminal import PtyProgram
+from tests.conftest import git
+from tests.ssh_support import Sshd
+from tests.terminal import REPRO_TUI, ROOT, PtyProgram, screen
 from tests.tui_support import change_rows_elsewhere, make_workspace, notified, wait_for
 from workbench.backends.local import kill_services
 from workbench.journal import pid_alive
@@ -120,9 +120,7 @@ def test_a_screen_over_ssh_whose_client_is_killed_mid_reset(slow, sshd, tmp_path
     term = sshd.screen(slow, pid_file)
     try:
         term.wait_for("repro/b1")
-        mark = term.mark()
-        term.type("\x1b[B")                                   # down: the clone b1
-        term.wait_for("prod ↔ b1", since=mark)
+        term.select_next("b1")                                # down: the clone b1
         mark = term.mark()
         term.type("r")
         term.wait_for("services stopped", since=mark)        # the reset is under way: its service is stopping
@@ -150,14 +148,10 @@ def test_a_command_in_a_terminal_that_hangs_up_finishes_its_reset(slow, tmp_path
 
 def test_a_killed_screen_does_not_stop_its_operation(slow, tmp_path):
     """kill -9 of the screen itself (not only a hang-up): its operation runs in a process of its own."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    env.pop("REPRO_READY", None)
-    term = PtyProgram([str(REPRO_TUI)], cwd=slow, env=env)
+    term = screen(slow, REPRO_READY="")                      # the ready copy made in the background, for real
     try:
         term.wait_for("repro/b1")
-        mark = term.mark()
-        term.type("\x1b[B")
-        term.wait_for("prod ↔ b1", since=mark)
+        term.select_next("b1")
         mark = term.mark()
         term.type("r")
         term.wait_for("services stopped", since=mark)

@@ -12,8 +12,7 @@ import signal
 import time
 
 from tests.conftest import ROOT, run_cli
-from tests.ssh_support import REPRO_TUI
-from tests.terminal import PtyProgram
+from tests.terminal import REPRO_TUI, PtyProgram
 from workbench.workspace import Workspace
 
 

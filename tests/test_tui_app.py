@@ -10,11 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.tui_support import (
+    app_for,
     change_rows_elsewhere,
     git,
     make_workspace,
     notifications,
     notified,
+    ready_diff,
     screen_text,
     shows,
     wait_for,
@@ -47,11 +49,6 @@ def forked(root: Path):
     ws.close()
 
 
-def app_for(root: Path, tmp_path: Path, **kw):
-    ws = Workspace(root)
-    return make_app(ws, keymap_file=tmp_path / "no-keymap.toml", **kw)
-
-
 def main(app) -> MainScreen:
     screen = app.screen
     assert isinstance(screen, MainScreen)
@@ -60,15 +57,6 @@ def main(app) -> MainScreen:
 
 def main_of(pilot) -> MainScreen:
     return pilot.app.screen_stack[0]
-
-
-async def ready_diff(pilot, name: str = "b1") -> MainScreen:
-    screen = main_of(pilot)
-    await wait_for(pilot, lambda: name in screen.envs, what=f"{name} listed")
-    if screen.selected != name:
-        screen.query_one("#envs").select_name(name)
-    await wait_for(pilot, lambda: screen.report is not None and screen.report.right == name, what="the diff")
-    return screen
 
 
 def rows(screen: MainScreen, section: str) -> list[tuple[str, ...]]:

@@ -9,27 +9,25 @@ in pseudo-terminals where a second user or the raw bytes of a terminal matter.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.ssh_support import REPRO_TUI
-from tests.terminal import PtyProgram
+from tests.terminal import screen as screen_of
 from tests.tui_support import (
+    app_for,
     change_rows_elsewhere,
     make_workspace,
     notifications,
     notified,
+    ready_diff,
     screen_text,
     shows,
     wait_for,
 )
 from workbench.backends.local import kill_services
-from workbench.tui.app import make_app
 from workbench.tui.dialogs.confirm import TypedConfirmDialog
 from workbench.tui.dialogs.detail import DetailDialog
 from workbench.tui.dialogs.promote import PromoteDialog
@@ -54,18 +52,6 @@ def root(tmp_path: Path):
     kill_services(path)
 
 
-def app_for(root: Path, tmp_path: Path, **kw):
-    return make_app(Workspace(root), keymap_file=tmp_path / "none.toml", **kw)
-
-
-async def ready(pilot, name: str = "b1") -> MainScreen:
-    screen = pilot.app.screen_stack[0]
-    await wait_for(pilot, lambda: name in screen.envs, what=f"{name} listed")
-    screen.query_one("#envs").select_name(name)
-    await wait_for(pilot, lambda: screen.report is not None and screen.report.right == name, what="the diff")
-    return screen
-
-
 def title(app) -> str:
     return screen_text(app).splitlines()[0]
 
@@ -73,7 +59,7 @@ def title(app) -> str:
 async def test_the_selected_environment_stays_the_visible_target_whatever_pane_has_the_keyboard(root, tmp_path):
     app = app_for(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await ready(pilot)
+        screen = await ready_diff(pilot)
         await shows(pilot, "▶ ● b1")
         assert title(app).lstrip().startswith("▶ b1 ·")
         await pilot.press("3")                               # a tab: the keyboard stays on the environments
@@ -99,7 +85,7 @@ async def test_the_selected_environment_stays_the_visible_target_whatever_pane_h
 async def test_dialogs_say_why_enter_did_nothing_and_placeholders_are_not_input(root, tmp_path):
     app = app_for(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await ready(pilot)
+        screen = await ready_diff(pilot)
         await pilot.press("d")
         await shows(pilot, "(type b1 here)")                 # in parentheses: never read as typed
         await pilot.press("enter")
@@ -124,7 +110,7 @@ async def test_enter_on_a_change_shows_it_whole_a_row_side_by_side(root, tmp_pat
     (ws.worktree("b1") / "config" / "app.yaml").write_text(f"feature:\n  rounding: {LONG}\ncurrency: EUR\n")
     app = app_for(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await ready(pilot)
+        screen = await ready_diff(pilot)
         await wait_for(pilot, lambda: screen.report.config, what="the config change")
         assert LONG not in screen_text(app)                   # the table cuts it to its column
         await pilot.press("enter", "enter")                   # into the diff, then the change
@@ -156,7 +142,7 @@ async def test_a_config_edit_says_restart_needed_and_the_restart_key_restarts(ro
     ws = Workspace(root)
     app = app_for(root, tmp_path, poll_interval=0.5)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await ready(pilot)
+        screen = await ready_diff(pilot)
         assert "restart needed" not in title(app)
         before = ws.status("b1").services["web"]["pid"]
         (ws.worktree("b1") / "config" / "app.yaml").write_text("feature:\n  rounding: round\ncurrency: EUR\n")
@@ -171,7 +157,7 @@ async def test_prod_services_start_and_stop_only_after_typing_prod(root, tmp_pat
     ws = Workspace(root)
     app = app_for(root, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await ready(pilot)
+        screen = await ready_diff(pilot)
         screen.query_one("#envs").select_name("prod")
         await wait_for(pilot, lambda: screen.selected == "prod", what="prod selected")
         await shows(pilot, "x Start/stop prod…")              # the footer says it asks
@@ -188,26 +174,19 @@ async def test_prod_services_start_and_stop_only_after_typing_prod(root, tmp_pat
     assert ws.status("prod").state == "running"
 
 
-def other_screen(root: Path, user: str) -> PtyProgram:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color", "USER": user, "LOGNAME": user}
-    return PtyProgram([str(REPRO_TUI)], cwd=root, env=env)
-
-
 async def test_two_screens_another_users_reset_and_destroy_are_notices(root, tmp_path):
     """Alice looks at b1 on her screen; Bob, on his, resets it and then destroys it."""
     ws = Workspace(root)
     alice = app_for(root, tmp_path, poll_interval=0.5)
-    bob = other_screen(root, "bob")
+    bob = screen_of(root, USER="bob", LOGNAME="bob")
     try:
         async with alice.run_test(size=SIZE) as pilot:
-            screen = await ready(pilot)
+            screen = await ready_diff(pilot)
             await pilot.press("r")                                   # Alice resets b1 herself ...
             await notified(pilot, "b1 reset to forked", timeout=30)
             change_rows_elsewhere(ws.stores["db"].location("b1"), "UPDATE orders SET status = 'bob' WHERE id = 7")
             bob.wait_for("repro/b1")
-            mark = bob.mark()
-            bob.type("\x1b[B")
-            bob.wait_for("prod ↔ b1", since=mark)
+            bob.select_next("b1")
             bob.type("r")                                            # ... then Bob resets it too
             await notified(pilot, "bob@", "reset b1 to forked", timeout=30)
             await wait_for(pilot, lambda: (screen.envs["b1"].last_reset_by or "").startswith("bob@"),
@@ -232,7 +211,7 @@ async def test_a_notification_never_covers_a_dialogs_text(root, tmp_path):
     ws = Workspace(root)
     app = app_for(root, tmp_path, poll_interval=0.5)
     async with app.run_test(size=SIZE) as pilot:
-        screen = await ready(pilot)
+        screen = await ready_diff(pilot)
         await pilot.press("question_mark")
         before = screen_text(app)
         from tests.conftest import run_cli
@@ -250,8 +229,7 @@ async def test_a_notification_never_covers_a_dialogs_text(root, tmp_path):
 
 def test_esc_and_a_key_in_one_write_are_esc_then_the_key(root, tmp_path):
     """Over a slow SSH link ESC and the next key arrive in one packet: never read as Alt+key."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    term = PtyProgram([str(REPRO_TUI)], cwd=root, env=env)
+    term = screen_of(root)
     try:
         term.wait_for("repro/b2")
         mark = term.mark()
@@ -283,13 +261,10 @@ def test_an_idle_screen_writes_little_to_its_terminal(root, tmp_path, dialog):
     """Over SSH every repaint is bytes on the link: idle, with a clone's live diff on screen (or
     its logs open), the screen writes under 200 bytes a second. ``bench/bench_idle.py`` measures
     the same over a longer time."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    term = PtyProgram([str(REPRO_TUI)], cwd=root, env=env)
+    term = screen_of(root)
     try:
         term.wait_for("repro/b2")
-        mark = term.mark()
-        term.type("\x1b[B")
-        term.wait_for("prod ↔ b1", since=mark)
+        term.select_next("b1")
         if dialog:
             mark = term.mark()
             term.type(dialog)

@@ -90,6 +90,24 @@ def freeze_times(root: Path, now: float = FIXED_NOW) -> None:
     db.close()
 
 
+def app_for(root: Path, tmp_path: Path, **kw: Any) -> Any:
+    """The screen on the workspace at ``root``, as ``repro-tui`` makes it (no user keymap)."""
+    from workbench.tui.app import make_app
+    from workbench.workspace import Workspace
+
+    return make_app(Workspace(root), keymap_file=tmp_path / "no-keymap.toml", **kw)
+
+
+async def ready_diff(pilot: Any, name: str = "b1") -> Any:
+    """The main screen once ``name`` is selected and its diff is on it."""
+    screen = pilot.app.screen_stack[0]
+    await wait_for(pilot, lambda: name in screen.envs, what=f"{name} listed")
+    if screen.selected != name:
+        screen.query_one("#envs").select_name(name)
+    await wait_for(pilot, lambda: screen.report is not None and screen.report.right == name, what="the diff")
+    return screen
+
+
 async def shows(pilot: Any, *texts: str, timeout: float = 15.0) -> str:
     """Wait until the terminal shows every one of ``texts`` (painting follows events)."""
     return await wait_for(pilot, lambda: all(t in screen_text(pilot.app) for t in texts) and screen_text(pilot.app),
