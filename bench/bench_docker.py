@@ -92,6 +92,19 @@ def bench_dump_restore(prod: str, runs: int) -> list[float]:
     return times
 
 
+def bench_basebackup(prod: str, runs: int) -> list[float]:
+    """pg_basebackup alone, as the fork runs it (tar of the data directory with its WAL), into
+    /dev/null: what copying prod's cluster costs at the least."""
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        sh(f"docker exec -u postgres {prod} sh -c "
+           "'for d in /usr/lib/postgresql/*/bin; do PATH=$d:$PATH; done; "
+           "pg_basebackup -D - -Ft -X fetch -c fast > /dev/null'")
+        times.append(time.perf_counter() - t0)
+    return times
+
+
 def make_workspace(tag: str, root: Path) -> None:
     root.mkdir(parents=True)
     (root / "repro.yaml").write_text(textwrap.dedent(f"""\
@@ -137,6 +150,7 @@ def main() -> int:
                 ws.destroy(f"f{i}", force=True)
         clone = f"f{len(fork_times) - 1}"
         dump_times = bench_dump_restore(prod, opts.runs) if "fork" in only else []
+        base_times = bench_basebackup(prod, opts.runs) if "fork" in only else []
 
         store = ws.stores["db"]
         ws.make_ready(clone, "forked")
@@ -181,6 +195,10 @@ def main() -> int:
             f, d = median(fork_times), median(dump_times)
             print(f"| fork (copy + start the clone) | {f:.1f} s | {d:.1f} s (pg_dump -Fc \\| pg_restore) "
                   f"| {d / f:.1f}x |")
+        if base_times:
+            f, b = median(fork_times), median(base_times)
+            print(f"| fork against the copy alone | {f:.1f} s | {b:.1f} s (pg_basebackup -Ft to /dev/null) "
+                  f"| fork = {f / b:.1f}x the copy |")
         if reset_times:
             print(f"| reset, end to end | {median(reset_times):.2f} s | | |")
             print(f"| reset, the swap (renames) | {median(swap_times) * 1000:.0f} ms | | |")

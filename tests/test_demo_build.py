@@ -27,6 +27,7 @@ from workbench.demo import DEMO_BUG, DEMO_PORT, build_demo, default_demo_path
 from workbench.demo.build import CUSTOMERS, TEMPLATE_FILES
 from workbench.demo.data import generate
 from workbench.errors import InvalidInput, Refused
+from workbench.mailbox import Mailbox
 from workbench.spec import load_spec
 
 ORDERS = 20000
@@ -84,7 +85,7 @@ def test_repro_yaml_loads_with_the_real_spec_loader(demo: Path) -> None:
     assert "{port}" in web.command and "{stores.db.path}" in web.command and "config/app.yaml" in web.command
     assert {n: (s.type, s.path) for n, s in spec.stores.items()} == {
         "db": ("sqlite", "data/shop.db"), "uploads": ("files", "data/uploads")}
-    assert spec.override_env == {"SMTP_HOST": "127.0.0.1:1025"}
+    assert spec.override_env == {"SMTP_HOST": "{mail.host}:{mail.port}"}   # the clone's own mail sink
     assert {(r.table, r.column): r.strategy for r in spec.scrub} == {
         ("customers", "email"): "email", ("customers", "name"): "name", ("customers", "phone"): "phone"}
     assert spec.config_files == ["config/*.yaml", ".env"]
@@ -323,25 +324,42 @@ def test_refund_changes_rows_files_a_credit_note_and_mails_only_a_local_sink(dem
     db = demo_copy / "data" / "shop.db"
     refunds_before = query(db, "SELECT count(*) FROM refunds")[0][0]
     email = query(db, "SELECT c.email FROM orders o JOIN customers c ON c.id = o.customer_id WHERE o.id = ?", oid)[0][0]
-    outbox = demo_copy / "outbox" / "mail.log"
-    with running_app(demo_copy, {"SMTP_HOST": "127.0.0.1:1025"}) as (base, _):
-        status, body = request(f"{base}/orders/{oid}/refund", "POST", b'{"reason": "damaged"}')
-        assert status == 200, body
-        assert json.loads(body)["status"] == "refunded"
-        assert request(f"{base}/orders/{oid}/refund", "POST")[0] == 409
-    assert query(db, "SELECT status FROM orders WHERE id = ?", oid) == [("refunded",)]
-    assert query(db, "SELECT count(*) FROM refunds")[0][0] == refunds_before + 1
-    assert query(db, "SELECT reason FROM refunds WHERE order_id = ? ORDER BY id DESC LIMIT 1", oid) == [("damaged",)]
-    assert (demo_copy / "data" / "uploads" / "credit-notes" / f"CN-{oid:06d}.txt").is_file()
-    assert f"To: {email}" in outbox.read_text()
-    assert git(demo_copy, "status", "--porcelain") == ""  # the outbox is ignored like the data
-    # prod's mail host is not a sink: nothing is written, and the log says so
-    outbox.unlink()
-    other = query(db, "SELECT id FROM orders WHERE status = 'paid' AND id > ? ORDER BY id LIMIT 1", oid)[0][0]
-    with running_app(demo_copy, {"SMTP_HOST": "smtp.example.com"}) as (base, log):
-        assert request(f"{base}/orders/{other}/refund", "POST")[0] == 200
-        assert "NOT sent" in log.read_text()
-    assert not outbox.exists()
+    sink_port = free_port()
+    folder = demo_copy.parent / "sink"
+    config = demo_copy.parent / "edge.json"
+    config.write_text(json.dumps({"mail": {"listen": ["127.0.0.1", sink_port], "folder": str(folder)}}))
+    sink = subprocess.Popen([sys.executable, "-m", "workbench.edge", str(config)], stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            if folder.exists():
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+        with running_app(demo_copy, {"SMTP_HOST": f"127.0.0.1:{sink_port}"}) as (base, _):
+            status, body = request(f"{base}/orders/{oid}/refund", "POST", b'{"reason": "damaged"}')
+            assert status == 200, body
+            assert json.loads(body)["status"] == "refunded"
+            assert request(f"{base}/orders/{oid}/refund", "POST")[0] == 409
+        assert query(db, "SELECT status FROM orders WHERE id = ?", oid) == [("refunded",)]
+        assert query(db, "SELECT count(*) FROM refunds")[0][0] == refunds_before + 1
+        assert query(db, "SELECT reason FROM refunds WHERE order_id = ? ORDER BY id DESC LIMIT 1", oid) == [
+            ("damaged",)]
+        assert (demo_copy / "data" / "uploads" / "credit-notes" / f"CN-{oid:06d}.txt").is_file()
+        box = Mailbox(folder)
+        [mail] = box.list()
+        assert mail.to == [email]
+        message = box.get(mail.id)
+        assert message.attachments == [f"CN-{oid:06d}.txt"] and f"CREDIT NOTE CN-{oid:06d}" in message.body
+        assert git(demo_copy, "status", "--porcelain") == ""
+        # prod's mail host is not on this machine: nothing is sent, and the log says so
+        other = query(db, "SELECT id FROM orders WHERE status = 'paid' AND id > ? ORDER BY id LIMIT 1", oid)[0][0]
+        with running_app(demo_copy, {"SMTP_HOST": "smtp.example.com"}) as (base, log):
+            assert request(f"{base}/orders/{other}/refund", "POST")[0] == 200
+            assert "NOT sent" in log.read_text()
+        assert len(box.list()) == 1
+    finally:
+        sink.terminate()
+        sink.wait(10)
 
 
 def test_app_refuses_to_start_on_a_broken_config(demo_copy: Path) -> None:

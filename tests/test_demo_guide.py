@@ -75,4 +75,4 @@ def test_a_port_asked_for_is_used_or_refused_and_json_says_it_all(tmp_path: Path
         assert f"port: {port}" in (root / "repro.yaml").read_text()
     finally:
         kill_services(root)
-    assert run_cli("demo", "x", "--port", "80", cwd=tmp_path).returncode == 2
+    assert run_cli("demo", "x", "--port", "70000", cwd=tmp_path).returncode == 2

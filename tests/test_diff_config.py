@@ -6,7 +6,8 @@ import json
 import time
 from pathlib import Path
 
-from workbench.diff.config import ConfigDiff, parse_env
+from workbench.configfiles import parse_env
+from workbench.diff.config import ConfigDiff
 from workbench.diff.render import change_line
 from workbench.diff.values import Shower
 from workbench.secrets import SecretPolicy

@@ -150,8 +150,11 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
         env = dict(e.split("=", 1) for e in clone_app.attrs["Config"]["Env"])
         assert env["SMTP_HOST"] == "127.0.0.1:1025" and env["API_TOKEN"] == "tok-live-9f8e7d"
         port = ws.context("b1").ports["app"]
-        binding = clone_app.attrs["NetworkSettings"]["Ports"]["8080/tcp"][0]
+        binding = clone_app.attrs["HostConfig"]["PortBindings"]["8080/tcp"][0]
         assert binding == {"HostIp": "127.0.0.1", "HostPort": str(port)}
+        # its network is internal: the engine publishes nothing, the clone's edge forwards the port
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/app.yaml", timeout=5) as r:
+            assert b"rounding" in r.read()
         # the app finds the database by its service name on the clone's network
         code, _ = clone_app.exec_run(["sh", "-c", "nc -w 2 db 5432 </dev/null"])
         assert code == 0

@@ -260,11 +260,10 @@ def test_a_service_never_runs_unless_it_is_recorded(base, shop):
 
 
 def _keep_services(shop: Path) -> list[str]:
-    out = []
-    for pid_file in (shop / ".repro" / "run" / "keep").glob("*.pid"):
-        pid = json.loads(pid_file.read_text())["pid"]
-        out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip())
-    return out
+    """The command lines of the clone 'keep''s services: every process of the group its pid
+    files record (a service runs as the child of its log pump, in the pump's group)."""
+    groups = {json.loads(p.read_text())["pid"] for p in (shop / ".repro" / "run" / "keep").glob("*.pid")}
+    return [cmd.strip() for pid, cmd in workspace_processes(shop).items() if os.getpgid(pid) in groups]
 
 
 def test_a_fault_point_that_is_never_reached_is_noticed(base, shop):

@@ -165,8 +165,12 @@ def test_no_output_shows_a_secret(vault):
     for key in ("DB_PASSWORD", "password", "API_KEY", "api_token"):
         assert key in text, f"the diff does not say that {key} differs"
     assert "<secret:" in text
-    # a promote whose message quotes a secret, and its commit message
-    run_promote = _run(root, "promote", "b1", "-m", f"Rotate the password {CHANGED['DB_PASSWORD']}", "--json")
+    # a promote whose message quotes a secret is refused (naming where the secret is declared),
+    # not altered; then one without it, and its commit message
+    refused = _run(root, "promote", "b1", "-m", f"Rotate the password {CHANGED['DB_PASSWORD']}", "--json", code=2)
+    assert "commit message holds the value of" in refused and "DB_PASSWORD" in refused, refused
+    outputs["promote refused"] = refused
+    run_promote = _run(root, "promote", "b1", "-m", "Rotate the database password", "--json")
     outputs["promote"] = run_promote
     outputs["git log"] = git(root, "log", "--all", "--format=%B")
     # an error whose message carries the last lines of a log full of secrets

@@ -82,7 +82,8 @@ def make_prod(root: Path) -> Path:
     os.utime(up / "img" / "b.txt", ns=(1_600_000_000_123_456_789, 1_600_000_000_123_456_789))
     os.symlink("img/b.txt", up / "latest")                       # relative, inside
     os.symlink(str(up / "img" / "2024" / "a.jpg"), up / "abs")    # absolute, into prod
-    elsewhere = root / "elsewhere.txt"
+    elsewhere = root.parent / "elsewhere" / "elsewhere.txt"   # outside the workspace: not prod's
+    elsewhere.parent.mkdir(exist_ok=True)
     elsewhere.write_text("not prod's")
     elsewhere.chmod(0o644)
     os.symlink(str(elsewhere), up / "outside")                   # absolute, elsewhere
@@ -131,7 +132,7 @@ def test_fork_copies_folders_modes_times_and_links(tmp_path):
     # an absolute link into prod now points inside the copy, so the clone cannot write prod
     assert got["abs"] == ("link", "img/2024/a.jpg")
     assert (copy / "abs").read_bytes() == (prod / "img" / "2024" / "a.jpg").read_bytes()
-    assert os.readlink(copy / "outside") == str(tmp_path / "elsewhere.txt")
+    assert os.readlink(copy / "outside") == str(tmp_path.parent / "elsewhere" / "elsewhere.txt")
     (copy / "img" / "b.txt").write_text("changed in the clone")
     assert (prod / "img" / "b.txt").read_text() == "hello"
 
@@ -145,7 +146,8 @@ def test_snapshot_reset_undo_fork_destroy(tmp_path):
     store.snapshot("b1", "s1")
     snap = Path(store.snapshot_location("b1", "s1"))
     assert not stat.S_IMODE((snap / "new.txt").stat().st_mode) & 0o222  # snapshot files are read-only
-    assert stat.S_IMODE((tmp_path / "elsewhere.txt").stat().st_mode) == 0o644  # not a link's target
+    # not a link's target
+    assert stat.S_IMODE((tmp_path.parent / "elsewhere" / "elsewhere.txt").stat().st_mode) == 0o644
     (live / "new.txt").write_text("two")
     (live / "img" / "b.txt").unlink()
     store.make_ready("b1", "s1", "id-1")

@@ -200,13 +200,26 @@ class Engine:
                 return self.client.volumes.create(name=name, labels=labels)
 
     def remove_volume(self, name: str) -> None:
+        """Remove one of this workspace's volumes (a volume without its label is refused)."""
         with engine_call(f"removing the volume {name}"):
             try:
-                self.client.volumes.get(name).remove(force=True)
+                volume = self.client.volumes.get(name)
+            except docker.errors.NotFound:
+                return
+            self._own(volume.attrs.get("Labels") or {}, f"removing the volume {name}")
+            try:
+                volume.remove(force=True)
             except docker.errors.NotFound:
                 pass
 
+    def _own(self, labels: dict[str, str], what: str) -> None:
+        if labels.get(LABEL_WORKSPACE) != self.workspace_id:
+            from workbench.errors import ProdReadOnly
+
+            raise ProdReadOnly(f"{what} (it is not one repro-tui made for this workspace)")
+
     def remove_container(self, container: Any) -> None:
+        self._own(container.labels or {}, f"removing the container {container.name}")
         with engine_call(f"removing the container {container.name}"):
             try:
                 container.remove(force=True, v=True)   # its anonymous volumes too, never named ones

@@ -7,15 +7,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from workbench import egress
 from workbench.backends.base import EnvContext
+from workbench.egress import Default
 from workbench.errors import InvalidInput, NotFound, ProdReadOnly, ReproError
+from workbench.mailbox import Mailbox
 from workbench.model import EnvInfo, Side
 from workbench.names import PROD, check_env_name, check_snapshot_name
-from workbench.secrets import secret_values
 from workbench.spec import SPEC_FILE, ServiceSpec, load_spec
 
 if TYPE_CHECKING:
@@ -40,6 +43,7 @@ class Environments:
     def __init__(self, ws: Workspace) -> None:
         self.ws = ws
         self._clone_specs: dict[str, tuple[bytes, dict[str, ServiceSpec]]] = {}  # env -> (its repro.yaml, services)
+        self._values: tuple[float, dict[str, str]] | None = None
 
     # lookups --------------------------------------------------------------------------------
     def require_clone(self, env: str, what: str) -> sqlite3.Row:
@@ -80,10 +84,56 @@ class Environments:
         row = ws.state.env(env)
         if row is None:
             raise NotFound(f"no environment named {env!r}.", self.names_hint())
-        return EnvContext(name=env, kind="clone", worktree=ws.worktree(env), run_dir=ws.run_dir(env),
-                          services=self.clone_services(env), ports=json.loads(row["ports"]),
-                          store_paths={n: s.location(env) for n, s in ws.stores.items()},
-                          env_overrides=ws.spec.override_env, service_overrides=ws.spec.override_services)
+        ctx = EnvContext(name=env, kind="clone", worktree=ws.worktree(env), run_dir=ws.run_dir(env),
+                         services=self.clone_services(env), ports=json.loads(row["ports"]),
+                         store_paths={n: s.location(env) for n, s in ws.stores.items()},
+                         env_overrides=ws.spec.override_env, service_overrides=ws.spec.override_services)
+        ctx.service_overrides = self._with_safe_defaults(ctx)
+        return ctx
+
+    # what a clone may reach (workbench.egress) ------------------------------------------------
+    def _safe_defaults(self, ctx: EnvContext) -> tuple[dict[str, dict[str, str]], dict[str, list[Default]]]:
+        """Each service's declared environment, and the safe defaults it gets in a clone: mail
+        to the clone's sink, payment keys and webhooks disabled (what repro.yaml overrides
+        itself is left to it), and on a fenced clone with an allow list, the egress proxy."""
+        ws = self.ws
+        try:
+            envs = ws.backend.declared_envs(ctx)
+        except ReproError:
+            envs = {name: dict(svc.env) for name, svc in ctx.services.items()}
+        proxy = bool(ws.spec.egress_allow) and ws.backend.egress_fence(ctx)[0]
+        out = {}
+        for service, env in envs.items():
+            explicit = set(ws.spec.override_env) | set(ws.spec.override_services.get(service, {}).get("env", {}))
+            found = egress.clone_defaults(env, explicit)
+            if proxy:
+                found += egress.proxy_defaults(explicit, set(envs))
+            out[service] = found
+        return envs, out
+
+    def _with_safe_defaults(self, ctx: EnvContext) -> dict[str, dict[str, Any]]:
+        out = {name: dict(over) for name, over in self.ws.spec.override_services.items()}
+        for service, defaults in self._safe_defaults(ctx)[1].items():
+            if defaults:
+                over = out.setdefault(service, {})
+                over["env"] = {**{d.key: d.value for d in defaults}, **(over.get("env") or {})}
+        return out
+
+    def egress_lines(self, env: str) -> list[str]:
+        """What a fork says about a clone's reach: the safe defaults it got, the test keys it
+        kept, whether it is fenced, and which of its settings still point outside."""
+        ctx = self.context(env)
+        envs, defaults = self._safe_defaults(ctx)
+        effective = {}
+        for service, env_ in envs.items():
+            over = ctx.service_overrides.get(service, {}).get("env") or {}
+            effective[service] = {**env_, **ctx.env_overrides, **over}
+        fenced, what = self.ws.backend.egress_fence(ctx)
+        allow = [ep for ep in map(egress.parse_allow, self.ws.spec.egress_allow) if ep is not None]
+        inside = set(envs) if fenced or self.ws.spec.backend == "docker" else set()
+        reach = egress.outside(effective, inside, allow)
+        kept = {s: egress.kept_test_keys(e) for s, e in effective.items() if egress.kept_test_keys(e)}
+        return egress.fork_lines(defaults, kept, reach, fenced, what)
 
     def clone_services(self, env: str) -> dict[str, ServiceSpec]:
         """A clone's services come from the repro.yaml in its worktree (so a fix to a
@@ -104,27 +154,71 @@ class Environments:
             services = load_spec(ws.worktree(env), path).services
         except InvalidInput as exc:
             raise InvalidInput(f"the clone's {exc.message}", "Fix the repro.yaml in the clone's worktree.") from None
+        for name, svc in services.items():   # a clone's settings cannot lead its services out of it
+            if svc.cwd and not ws.fence.owns(env, ws.worktree(env) / svc.cwd, follow=True):
+                raise InvalidInput(f"{env}'s repro.yaml: services.{name}.cwd ({svc.cwd}) leads outside its worktree.",
+                                   f"A clone's service runs in its own worktree: fix {path}.")
         if raw is not None:
             self._clone_specs[env] = (raw, services)
         return services
 
-    def secret_values(self, env: str | None) -> list[str]:
-        """The secret values the workspace declares, and those of the clone ``env``'s own
-        repro.yaml (a changed secret is declared only there): what the redactor masks."""
+    def secret_values(self, env: str | None = None) -> dict[str, str]:
+        """Every secret value the workspace holds, and where it was found: the settings of
+        prod's and every clone's services (their repro.yaml), the config files and ``.env`` of
+        prod and of every clone, store passwords, and the environment of the containers the
+        backend has read. What the redactor masks wherever it shows. ``env`` is accepted for
+        callers that name one: every environment's values are masked in every output. Kept
+        for half a second: a screen asks for them for every value it shows."""
+        now = time.monotonic()
+        if self._values is not None and now - self._values[0] < 0.5:
+            return self._values[1]
+        values: dict[str, str] = {}
+        for where, value in self._collect_secret_values():
+            values.setdefault(value, where)
+        self._values = (now, values)
+        return values
+
+    def _collect_secret_values(self) -> list[tuple[str, str]]:
+        from workbench.configfiles import MAX_PARSE_BYTES, Unparsed, file_type, matched_files, parsed, read
+        from workbench.secrets import tree_values
+
         ws = self.ws
-        values: list[str] = []
-        services = list(ws.spec.services.values())
-        if env and env != PROD and ws.worktree(env).exists():
+        policy = ws.secrets
+        found: list[tuple[str, str]] = []
+        services = [("prod's repro.yaml", ws.spec.services)]
+        roots = [(PROD, ws.root)]
+        for row in ws.state.envs():
+            roots.append((row["name"], ws.worktree(row["name"])))
             try:
-                services += self.clone_services(env).values()
+                services.append((f"{row['name']}'s repro.yaml", self.clone_services(row["name"])))
             except ReproError:
                 pass
-        for svc in services:
-            values += secret_values({**svc.env, **ws.spec.override_env}, ws.secrets)
-        for st in ws.spec.stores.values():
+        for where, specs in services:
+            for name, svc in specs.items():
+                found += [(f"{path} in {where}", value) for path, value in tree_values(
+                    {"env": {**svc.env, **ws.spec.override_env}, "command": svc.command or ""}, policy,
+                    f"services.{name}")]
+        for name, st in ws.spec.stores.items():
             if st.password:
-                values.append(st.password)
-        return values
+                found.append((f"stores.{name}.password in repro.yaml", st.password))
+        patterns = [*(ws.spec.config_files or []), ".env"]
+        for env, root in roots:
+            for rel, path in matched_files(root, patterns).items():
+                kind = file_type(rel)
+                try:   # a file too big to parse quickly is masked by shape alone
+                    if kind == "text" or path.stat().st_size > MAX_PARSE_BYTES[kind]:
+                        continue
+                except OSError:
+                    continue
+                try:
+                    file = rel if env == PROD else f"{env}'s {rel}"
+                    found += [(f"{key} in {file}", value) for key, value in tree_values(parsed(path, read(path), kind),
+                                                                                        policy)]
+                except Unparsed:
+                    continue
+        if ws.backend_made:
+            found += [("a container's environment", v) for v in ws.backend.secret_values()]
+        return found
 
     # listing and status ----------------------------------------------------------------------
     def list(self) -> list[EnvInfo]:
@@ -213,6 +307,18 @@ class Environments:
             out.update(ws.backend.service_env(ctx, svc))
         return out
 
+    # captured mail -------------------------------------------------------------------------
+    def mailbox(self, env: str) -> Mailbox:
+        """The mail a clone's sink captured (prod has none: its mail goes where prod sends it)."""
+        check_env_name(env)
+        if env == PROD:
+            raise NotFound("prod has no mail sink: its mail goes where prod sends it.",
+                           "A clone's mail is captured: repro-tui mail CLONE")
+        self.require_clone(env, "reading mail")
+        from workbench.backends.edge_process import mail_folder
+
+        return Mailbox(mail_folder(self.ws.run_dir(env)))
+
     # diff sides ---------------------------------------------------------------------------------
     def side(self, ref: str) -> Side:
         ws = self.ws
@@ -239,8 +345,11 @@ class Environments:
                         ports=dict(ctx.ports),
                         store_locations={n: s.snapshot_location(env, snap) for n, s in ws.stores.items()},
                         runtime=None)
-        runtime = {n: s.as_dict() for n, s in ws.backend.status(ctx).items()}
         clone = ctx.kind == "clone"
+        if clone:   # a clone whose data leads to prod's bytes is refused, not compared
+            for store in ws.stores.values():
+                store.verify(env)
+        runtime = {n: s.as_dict() for n, s in ws.backend.status(ctx).items()}
         return Side(ref=ref, env=env, snapshot=None, kind=ctx.kind, config_root=ctx.worktree,
                     services=ctx.services, env_overrides=ctx.env_overrides if clone else {},
                     service_overrides=ctx.service_overrides if clone else {},
@@ -276,8 +385,8 @@ class Environments:
         if ws.spec.backend == "docker":   # the containers' inspect data, normalised by the backend
             def describe(side: Side) -> dict[str, dict[str, Any]]:
                 return ws.backend.describe(self.context(side.env))
-        return DiffSource(list(ws.spec.config_files or []), stores, ws.redactor.policy, describe=describe,
-                          resolve=self.side)
+        return DiffSource(list(ws.spec.config_files or []), stores, ws.redactor.policy, redact=ws.redactor.text,
+                          describe=describe, resolve=self.side)
 
 
 def _overall(states: set[str]) -> str:

@@ -49,3 +49,36 @@ class BackendError(Refused):
 
 class Interrupted(ReproError):
     code = 130
+
+
+def system_error(exc: BaseException) -> ReproError:
+    """What the machine refused (a permission, a read-only or full disk, a missing file), as
+    one sentence naming the path and what to do."""
+    import errno
+    import sqlite3
+
+    if isinstance(exc, sqlite3.Error):
+        text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            return Refused("the workspace's state (.repro/state.db) is read-only here: nothing was changed.",
+                           "Check the permissions of .repro/ and its files (ls -l .repro), or that the disk is "
+                           "not mounted read-only.")
+        if "disk is full" in text:
+            return Refused("no space left for the workspace's state (.repro/state.db).",
+                           "Free some space on that disk (df -h shows it), then try again.")
+        return Refused(f"the workspace's state (.repro/state.db) could not be used: {text}.",
+                       "Check .repro/state.db; repro-tui recover rolls back what was cut off.")
+    if isinstance(exc, OSError):
+        path = exc.filename or ""
+        what = f" {path}" if path else ""
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return Refused(f"permission denied:{what}.",
+                           f"Check who owns it and its mode (ls -ld {path or '.'}); repro-tui runs as you.")
+        if exc.errno == errno.EROFS:
+            return Refused(f"the disk is read-only:{what}.", "Mount it read-write, or work in another folder.")
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return Refused(f"no space left on the disk:{what}.", "Free some space (df -h shows it), then try again.")
+        if exc.errno == errno.ENOENT:
+            return Refused(f"no such file or folder:{what}.", "It may have been moved or deleted meanwhile.")
+        return Refused(f"{exc.strerror or exc}:{what}.", "Check the path and try again.")
+    return ReproError(str(exc))

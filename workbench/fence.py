@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from workbench.errors import ProdReadOnly, Refused
@@ -32,6 +32,14 @@ class Fence:
     def __init__(self, root: Path, repro_dir: Path) -> None:
         self.root = Path(root)
         self.repro_dir = Path(repro_dir)
+        # what is prod's: its checkout (the workspace root) and its stores' files, wherever they are
+        self.prod_paths: list[Path] = [self.root]
+
+    def is_prods(self, env: str, path: Path | str) -> bool:
+        """Whether ``path`` (links followed) leads to prod's files or another clone's, rather than
+        to ``env``'s own or to a place outside the workspace."""
+        real = _real(Path(path))
+        return any(_within(real, _real(p)) for p in self.prod_paths) and not self.owns(env, real, follow=True)
 
     # what a clone owns ---------------------------------------------------------------------
     def clone(self, env: str, what: str = "writing") -> str:
@@ -48,16 +56,17 @@ class Fence:
     def worktree(self, env: str) -> Path:
         return self.repro_dir / "envs" / self.clone(env)
 
-    def owns(self, env: str, path: Path | str) -> bool:
-        """Whether ``path`` (its folder resolved, its last part not followed) is inside one of
-        ``env``'s folders."""
-        real = _resolved_parent(Path(path))
+    def owns(self, env: str, path: Path | str, follow: bool = False) -> bool:
+        """Whether ``path`` (its folder resolved, its last part followed only with ``follow``)
+        is inside one of ``env``'s folders."""
+        real = _real(Path(path)) if follow else _resolved_parent(Path(path))
         return any(_within(real, _real(root)) for root in self.roots(env))
 
-    def path(self, env: str, path: Path | str, what: str = "write") -> Path:
-        """``path``, once proven to be the clone's own; else OutsideClone (or ProdReadOnly)."""
+    def path(self, env: str, path: Path | str, what: str = "write", follow: bool = False) -> Path:
+        """``path``, once proven to be the clone's own; else OutsideClone (or ProdReadOnly).
+        ``follow``: the path is opened, so where its links lead must be the clone's too."""
         p = Path(path)
-        if not self.owns(env, p):
+        if not self.owns(env, p) or (follow and not self.owns(env, p, follow=True)):
             raise OutsideClone(f"refusing to {what} {p}: it is outside {env}'s own folders "
                                f"({self.repro_dir}/*/{env}).",
                                "A clone's files, data and settings may not point at prod or at another clone.")
@@ -115,10 +124,39 @@ class Fence:
         for p in _files(self.path(env, path, "change the mode of")):
             os.chmod(p, os.lstat(p).st_mode | stat.S_IWUSR, follow_symlinks=False)
 
+    def data(self, env: str, path: Path | str) -> Path:
+        """A clone's copy of a store, before it is read or used: it and every link inside it
+        lead into the clone's own folders (a link to prod's file would make a snapshot copy
+        prod's data and the clone's service write prod's)."""
+        p = self.path(env, path, "use the data at", follow=True)
+        if p.is_dir():
+            for folder, dirs, files in os.walk(p):
+                for name in dirs + files:
+                    child = os.path.join(folder, name)
+                    if os.path.islink(child) and self.is_prods(env, child):
+                        raise OutsideClone(f"refusing to use {p}: {child} is a link to {os.path.realpath(child)}, "
+                                           f"outside {env}'s own folders.",
+                                           "Remove the link; a clone's data may not point at prod's or another "
+                                           "clone's.")
+        return p
+
     # processes, containers, databases ---------------------------------------------------
-    def process(self, env: str, cwd: Path | str) -> Path:
-        """A clone's process runs in the clone's own folders (its worktree, usually)."""
-        return self.path(env, cwd, "run a process in")
+    def process(self, env: str, cwd: Path | str, argv: Sequence[str] = ()) -> Path:
+        """A clone's process runs in the clone's own folders (its worktree, usually), and none
+        of its arguments names prod's data (a store's file)."""
+        where = self.path(env, cwd, "run a process in", follow=True)
+        data = [_real(p) for p in self.prod_paths[1:]]
+        for arg in argv:
+            for part in (arg, arg.split("=", 1)[-1]):
+                if "/" not in part and part not in (".", ".."):
+                    continue
+                target = _real(Path(os.path.join(where, part)))
+                if any(_within(target, d) for d in data) and not self.owns(env, target, follow=True):
+                    raise OutsideClone(f"refusing to start a process of {env} with the argument {arg!r}: it names "
+                                       f"{target}, which is prod's, not {env}'s.",
+                                       "A clone's service uses its own worktree and data: use {worktree} and "
+                                       "{stores.NAME.path} in its command instead of prod's paths.")
+        return where
 
     def container(self, env: str, labels: dict[str, str], workspace_id: str, what: str) -> None:
         """A container, volume or network action on a clone's object: labelled with this

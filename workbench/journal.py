@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import Interrupted, Refused, ReproError
@@ -31,6 +32,27 @@ if TYPE_CHECKING:
 
 Progress = Callable[[str], None]
 ROLLBACK_FAILED = "failed (could not roll back: "  # an error, not an outcome: tried again
+
+
+@dataclass
+class Recovered:
+    """An operation found cut off, and what recovery did: its outcome (rolled back or
+    completed), or None with the reason it could not be recovered yet."""
+
+    entry: JournalEntry
+    outcome: str | None
+    problem: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def sentence(self) -> str:
+        e = self.entry
+        if self.outcome is None:
+            return (f"{e.op} of {e.env} had been cut off and could not be recovered yet ({self.problem}); "
+                    "fix that, then run: repro-tui recover")
+        return f"{e.op} of {e.env} had been cut off; it was {self.outcome.replace('-', ' ')}"
 
 
 class Txn:
@@ -172,19 +194,25 @@ class Journal:
         out = self._cut_off()
         return out if (out and self.lock.is_free()) else []
 
-    def _recover(self) -> None:
+    def _recover(self) -> list[Recovered]:
+        """Roll back or finish every entry that was cut off; what happened to each. One that
+        cannot be recovered now (an engine unreachable) stays pending for the next writer."""
         from workbench.ops import OPERATIONS
 
+        done = []
         for entry in self._cut_off():
             kind = OPERATIONS.get(entry.op)
             outcome = self.roll_back(entry.op, entry.args)
             if outcome.startswith(ROLLBACK_FAILED):
-                continue   # e.g. the Docker engine is unreachable: still pending, tried again by the next writer
+                done.append(Recovered(entry, None, outcome[len(ROLLBACK_FAILED):].rstrip(")")))
+                continue
             self.ws.ready.discard_partial(entry.env)
             self.state.finish(entry.id, outcome, kind.recovered_message(entry) if kind else
                               f"{entry.op} was cut off; recovered by the next command")
+            done.append(Recovered(entry, outcome))
+        return done
 
-    def try_recover(self) -> list[JournalEntry]:
+    def try_recover(self) -> list[Recovered]:
         """Recover what was cut off if nobody is changing the workspace right now;
         never waits (readers call it, and readers never wait)."""
         if not self.state.pending():
@@ -194,21 +222,17 @@ class Journal:
         except Refused:
             return []
         try:
-            before = self._cut_off()
-            self._recover()
-            return before
+            return self._recover()
         finally:
             self.lock.release()
 
-    def recover(self) -> list[JournalEntry]:
-        """Take the lock just to recover whatever was cut off; returns what was recovered."""
-        before = self.pending()
+    def recover(self) -> list[Recovered]:
+        """Take the lock just to recover whatever was cut off; what happened to each."""
         self.lock.acquire("recover")
         try:
-            self._recover()
+            return self._recover()
         finally:
             self.lock.release()
-        return before
 
 
 def pid_alive(pid: Any) -> bool:

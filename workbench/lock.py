@@ -30,7 +30,7 @@ class WriterLock:
         """Whether nobody holds the lock right now (a probe that does not keep it)."""
         if self._fd is not None:
             return False
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o660)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -44,7 +44,7 @@ class WriterLock:
     def acquire(self, what: str, timeout: float | None = None, on_wait: Callable[[str], None] | None = None) -> None:
         if timeout is None:
             timeout = float(os.environ.get("REPRO_LOCK_TIMEOUT", "60"))
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o660)
         deadline = time.monotonic() + timeout
         told = False
         while True:

@@ -158,6 +158,7 @@ class PgServer:
         self._args: list[str] | None = None
         self._os_user = "postgres"
         self._sessions: dict[str, PsqlSession] = {}
+        self._version: int | None = None
         self._lock = threading.Lock()
         self.use_sessions = True
 
@@ -263,6 +264,12 @@ class PgServer:
         self._exec(["rm", "-f", f"/tmp/{name}"], "")
         if code != 0:
             raise BackendError(f"PostgreSQL in {self.container.name} refused the scrub: {last_error(err)}")
+
+    def version(self) -> int:
+        """The server's version number (150004 for 15.4), asked once."""
+        if self._version is None:
+            self._version = int(self.value("SELECT current_setting('server_version_num')::int AS v") or 0)
+        return self._version
 
     def databases(self) -> set[str]:
         return {r["datname"] for r in self.query("SELECT datname FROM pg_database")}

@@ -16,7 +16,7 @@ from typing import Any
 
 from workbench.secrets import SecretPolicy
 
-Values = Callable[[str | None], list[str]]
+Values = Callable[[str | None], "dict[str, str]"]   # secret value -> where it was found
 
 _DIFF_LINE = re.compile(r"^([+\- ])(\s*[\"']?)([A-Za-z0-9_.\-]+)([\"']?\s*[:=]\s*)(.+)$")
 
@@ -24,12 +24,22 @@ _DIFF_LINE = re.compile(r"^([+\- ])(\s*[\"']?)([A-Za-z0-9_.\-]+)([\"']?\s*[:=]\s
 class Redactor:
     def __init__(self, policy: SecretPolicy, values: Values | None = None) -> None:
         self.policy = policy
-        self._values = values or (lambda _env: [])
+        self._values = values or (lambda _env: {})
 
     def values(self, env: str | None = None) -> list[str]:
-        """The secret values known for the workspace, and for the clone ``env`` (a changed
-        secret may be declared only in the clone's own repro.yaml)."""
-        return self._values(env)
+        """The secret values known for the workspace (a changed secret may be declared only in
+        a clone's own files: every environment's are known)."""
+        return list(self._values(env))
+
+    def found_in(self, text: str, env: str | None = None) -> list[str]:
+        """Where each known secret value that ``text`` holds was declared (``config/app.yaml:
+        upstream.api_key``), and "a credential by its shape" for one recognised by its form."""
+        known = self._values(env)
+        names = sorted({where for value, where in known.items() if len(value) >= 3 and value in text})
+        if not names and self.policy.redact_text(text, ()) != text:
+            names = ["a credential (recognised by its shape: a password, token or key after its name, a URL "
+                     "password, a known token format)"]
+        return names
 
     def text(self, text: str, env: str | None = None) -> str:
         """Every known secret value, every value assigned to a secret name and every URL

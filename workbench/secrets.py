@@ -30,6 +30,9 @@ _SECRET_WORDS = {
     "apikey",
     "passphrase",
     "pass",
+    "authorization",
+    "bearer",
+    "cookie",
 }
 _SECRET_PAIRS = {
     ("api", "key"),
@@ -72,6 +75,11 @@ class SecretPolicy:
         self.extra = {e.lower() for e in extra}
         self.allowed = {a.lower() for a in allowed}
         self._key = key or _default_key()
+
+    @property
+    def key(self) -> bytes:
+        """The key of the masks' hash (a workspace's own, so masks read the same everywhere)."""
+        return self._key
 
     def is_secret_key(self, key: str) -> bool:
         last = key.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
@@ -122,23 +130,119 @@ class SecretPolicy:
         return shown
 
     def redact_text(self, text: str, values: Iterable[str]) -> str:
-        """Replace every occurrence of known secret values in free text (logs, errors), every
-        value assigned to a secret name (``DB_PASSWORD=...``, ``"token": "..."``: a log may hold
-        values that are no longer declared anywhere) and every password in a URL."""
-        for v in sorted({v for v in values if v and len(v) >= 3}, key=len, reverse=True):
-            text = text.replace(v, self.tag(v))
-        text = _ASSIGNMENT.sub(self._assignment, text)
-        return _URL_PASSWORD_ANYWHERE.sub(lambda m: f"{m['scheme']}{m['user']}:{self.tag(m['pw'])}@", text)
-
-    def _assignment(self, m: re.Match[str]) -> str:
-        if m["value"].startswith(MASK_PREFIX) or not self.is_secret_key(m["key"]):
-            return m.group(0)
-        return f"{m['key']}{m['sep']}{self.tag(m['value'])}"
+        """``text`` with every secret masked, by value and by shape (see ``redact``)."""
+        return redact(text, self, values)
 
 
-_ASSIGNMENT = re.compile(r"""(?P<key>\b[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>["']?[ \t]*[=:][ \t]*["']?)"""
-                         r"""(?P<value>[^\s"',;&]+)""")
+# --- masking free text ---------------------------------------------------------------------
+#
+# A text (a log line, an error, a commit message, a whole diff) is masked in passes, each
+# leaving the masks of the passes before it alone, so masks never nest:
+#   1. private keys in PEM blocks, whole;
+#   2. every known secret value, wherever it stands (the longest first);
+#   3. credentials by their shape: Authorization headers, URL passwords, a value assigned
+#      to a secret name after any prefix (``WARNING:root:password=x``, ``"token": "x"``,
+#      ``password='a b'``, ``?api_key=x&``), well-known token formats.
+
+_MASK_ANY = re.compile(r"<secret:[0-9a-f]{6}>")
+_PEM = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?)-----(.*?)(?:-----END \1-----|\Z)", re.S)
+_AUTH = re.compile(r"(?i)\b((?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?)((?:(?:bearer|basic|token|digest|negotiate|"
+                   r"aws4-hmac-sha256)\s+)?[^\s\"',;]+)")
 _URL_PASSWORD_ANYWHERE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@/\s]+)@")
+_KEY_SEP = re.compile(r"""(?P<key>(?<![A-Za-z0-9_.\-])[A-Za-z_][A-Za-z0-9_.\-]*)"""
+                      r"""(?P<sep>["']?[ \t]*[=:][ \t]*(?P<q>["']?))""")
+_BARE_VALUE = re.compile(r"""[^\s"',;&<>()\[\]{}][^\s"',;&<>)\]}]*""")
+_TOKENS = re.compile(r"""(?x)
+      \b(?:AKIA|ASIA)[0-9A-Z]{16}\b                                # AWS access key ids
+    | \beyJ[A-Za-z0-9_-]{6,}\.eyJ[A-Za-z0-9_-]{6,}\.[A-Za-z0-9_-]{6,}  # JSON web tokens
+    | \bgh[pousr]_[A-Za-z0-9]{30,}                                 # GitHub tokens
+    | \bgithub_pat_[A-Za-z0-9_]{30,}
+    | \bglpat-[A-Za-z0-9_-]{20,}                                   # GitLab
+    | \bxox[abposr]-[A-Za-z0-9-]{10,}                              # Slack
+    | \b(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}                   # Stripe secret and restricted keys
+    | \bwhsec_[A-Za-z0-9]{16,}                                     # Stripe webhook secrets
+    | \bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}                  # SendGrid
+    | \bAIza[0-9A-Za-z_-]{35}                                      # Google API keys
+    | \bnpm_[A-Za-z0-9]{36}\b                                      # npm
+""")
+_VALUE_PATTERNS: dict[frozenset[str], re.Pattern[str] | None] = {}
+
+
+def redact(text: str, policy: SecretPolicy, values: Iterable[str] = ()) -> str:
+    text = _PEM.sub(lambda m: m[0] if _MASK_ANY.fullmatch(m[2]) else
+                    f"-----BEGIN {m[1]}-----{policy.tag(m[0])}-----END {m[1]}-----", text)
+    known = _values_pattern(values)
+    return "".join(part if _MASK_ANY.fullmatch(part) else _redact_part(part, policy, known)
+                   for part in _split_masks(text))
+
+
+def _redact_part(text: str, policy: SecretPolicy, known: re.Pattern[str] | None) -> str:
+    if known is not None:
+        text = known.sub(lambda m: policy.tag(m[0]), text)
+    parts = _split_masks(text)
+    return "".join(p if _MASK_ANY.fullmatch(p) else _shapes(p, policy) for p in parts)
+
+
+def _shapes(text: str, policy: SecretPolicy) -> str:
+    spans: list[tuple[int, int]] = []
+    for m in _AUTH.finditer(text):
+        spans.append(m.span(2))
+    for m in _URL_PASSWORD_ANYWHERE.finditer(text):
+        spans.append(m.span("pw"))
+    for m in _KEY_SEP.finditer(text):
+        if not policy.is_secret_key(m["key"]):
+            continue
+        start = m.end()
+        if m["q"]:
+            end = text.find(m["q"], start)
+            end = end if 0 <= end - start <= 4096 else -1
+        else:
+            v = _BARE_VALUE.match(text, start)
+            end = v.end() if v else -1
+        if end > start:
+            spans.append((start, end))
+    for m in _TOKENS.finditer(text):
+        spans.append(m.span())
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in _merged(spans):
+        out.append(text[last:start])
+        out.append(policy.tag(text[start:end]))
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _merged(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _split_masks(text: str) -> list[str]:
+    """``text`` cut into the masks it holds and what stands between them."""
+    out, last = [], 0
+    for m in _MASK_ANY.finditer(text):
+        out += [text[last:m.start()], m[0]]
+        last = m.end()
+    out.append(text[last:])
+    return [p for p in out if p]
+
+
+def _values_pattern(values: Iterable[str]) -> re.Pattern[str] | None:
+    """One pattern for every known value of 3 characters or more, the longest first."""
+    key = frozenset(v for v in values if isinstance(v, str) and len(v) >= 3 and not _MASK_ANY.search(v))
+    if key not in _VALUE_PATTERNS:
+        if len(_VALUE_PATTERNS) > 64:
+            _VALUE_PATTERNS.clear()
+        ordered = sorted(key, key=len, reverse=True)
+        _VALUE_PATTERNS[key] = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+    return _VALUE_PATTERNS[key]
 
 
 def redact_url(value: str, policy: SecretPolicy) -> str:
@@ -154,12 +258,27 @@ def _default_key() -> bytes:
 
 def secret_values(env: dict[str, Any], policy: SecretPolicy) -> list[str]:
     """The raw secret values of a flat mapping (for redacting logs and messages)."""
-    out = []
-    for k, v in env.items():
-        if isinstance(v, str):
-            if policy.is_secret_key(k):
-                out.append(v)
-            m = _URL_PASSWORD_ANYWHERE.search(v)
-            if m:
-                out.append(m["pw"])
+    return [value for _where, value in tree_values(env, policy)]
+
+
+def tree_values(data: Any, policy: SecretPolicy, where: str = "", secret: bool = False) -> list[tuple[str, str]]:
+    """Every secret value in nested settings (a parsed config file, an environment), with
+    the key path it stands under: each value under a secret name (every item of a list
+    under one, every line of a multi-line one), and every URL password and private key in
+    any text."""
+    out: list[tuple[str, str]] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            out += tree_values(v, policy, f"{where}.{k}" if where else str(k), secret or policy.is_secret_key(str(k)))
+    elif isinstance(data, list | tuple):
+        for v in data:
+            out += tree_values(v, policy, where, secret)
+    elif data is not None and not isinstance(data, bool):
+        text = str(data)
+        if secret:
+            out.append((where, text))
+            out += [(where, line.strip()) for line in text.splitlines() if len(line.strip()) >= 8]
+        out += [(where, m["pw"]) for m in _URL_PASSWORD_ANYWHERE.finditer(text)]
+        for m in _PEM.finditer(text):
+            out += [(where, line.strip()) for line in m[2].splitlines() if len(line.strip()) >= 16]
     return out

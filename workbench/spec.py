@@ -39,7 +39,7 @@ TOP_KEYS = (
     "docker",
 )
 PROD_KEYS = ("branch", "compose_project")
-CLONE_KEYS = ("overrides", "scrub")
+CLONE_KEYS = ("overrides", "scrub", "egress", "stop_grace")
 OVERRIDE_KEYS = ("env", "services")
 LOCAL_SERVICE_KEYS = ("command", "port", "env", "health", "cwd", "start_timeout")
 DOCKER_SERVICE_KEYS = (
@@ -153,6 +153,10 @@ class Spec:
     secrets: list[str] = field(default_factory=list)
     not_secrets: list[str] = field(default_factory=list)
     docker: dict[str, Any] = field(default_factory=dict)
+    egress_allow: list[str] = field(default_factory=list)   # clone.egress.allow: host:port a clone may reach
+    # clone.stop_grace: seconds a service of a clone gets to stop when a reset, an undo or a
+    # destroy throws its state away (default 0: killed at once; a plain stop is always graceful)
+    stop_grace: dict[str, float] = field(default_factory=dict)
 
     def scrub_rules(self, store: str) -> list[ScrubRule]:
         return [r for r in self.scrub if r.store == store]
@@ -273,6 +277,16 @@ def _port(loc: _Loc, parent: Any, key: Any) -> int | None:
     return value
 
 
+def _words(loc: _Loc, parent: Any, key: Any) -> list[str]:
+    """A command as a list of words: each one text (a number is taken as text), never a list."""
+    value = parent[key]
+    for i, word in enumerate(value):
+        if isinstance(word, bool) or not isinstance(word, str | int | float):
+            raise _bad(loc.of_value(value, i) if hasattr(value, "lc") else loc.of_value(parent, key),
+                       f"'{key}' must be text or a list of words, and item {i + 1} is {_kind(word)}.")
+    return [str(w) for w in value]
+
+
 def _str_list(loc: _Loc, parent: Any, key: Any) -> list[str]:
     value = parent.get(key)
     if value is None:
@@ -348,6 +362,31 @@ def _parse_scrub(loc: _Loc, node: CommentedMap, stores: dict[str, StoreSpec]) ->
     return rules
 
 
+def _parse_grace(loc: _Loc, clone: Any) -> dict[str, float]:
+    """``clone.stop_grace``: service -> seconds it may take to stop before a reset kills it."""
+    node = _mapping(loc, clone, "stop_grace", "seconds by service")
+    out: dict[str, float] = {}
+    for name, value in node.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 600:
+            raise _bad(loc.of_value(node, name), f"stop_grace of '{name}' must be a number of seconds, 0 to 600.")
+        out[str(name)] = float(value)
+    return out
+
+
+def _parse_egress(loc: _Loc, clone: Any) -> list[str]:
+    """``clone.egress.allow``: the hosts (host:port, or host for every port) a clone may reach."""
+    from workbench.egress import parse_allow
+
+    egress = _mapping(loc, clone, "egress", "what clones may reach")
+    _check_keys(loc, egress, ("allow",), "'clone.egress'")
+    allow = _str_list(loc, egress, "allow")
+    for i, entry in enumerate(allow):
+        if parse_allow(entry) is None:
+            raise _bad(loc.of_value(egress["allow"], i) if isinstance(egress["allow"], list) else
+                       loc.of_value(egress, "allow"), f"'{entry}' is not a host:port (e.g. api.partner.example:443).")
+    return allow
+
+
 def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec:
     valid = LOCAL_SERVICE_KEYS if backend == "local" else DOCKER_SERVICE_KEYS
     if not isinstance(node, dict):
@@ -357,7 +396,7 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
     if "command" in node:
         cmd = node["command"]
         if isinstance(cmd, list):
-            svc.command = [str(c) for c in cmd]
+            svc.command = _words(loc, node, "command")
         elif isinstance(cmd, str):
             svc.command = cmd
         else:
@@ -384,7 +423,8 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
         svc.image = _str(loc, node, "image", "an image name")
         if "entrypoint" in node:
             e = node["entrypoint"]
-            svc.entrypoint = [str(x) for x in e] if isinstance(e, list) else str(e)
+            svc.entrypoint = _words(loc, node, "entrypoint") if isinstance(e, list) else _str(loc, node, "entrypoint",
+                                                                                              "a command")
         svc.ports = _str_list(loc, node, "ports")
         svc.volumes = _str_list(loc, node, "volumes")
         svc.depends_on = _str_list(loc, node, "depends_on")
@@ -392,6 +432,13 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
             hc = node["healthcheck"]
             if not isinstance(hc, dict):
                 raise _bad(loc.of_value(node, "healthcheck"), "'healthcheck' must be a mapping with 'test'.")
+            if "test" in hc and isinstance(hc["test"], list):
+                _words(loc, hc, "test")
+            elif "test" in hc:
+                _str(loc, hc, "test", "a command")
+            for k, v in hc.items():
+                if k != "test" and (isinstance(v, bool | dict | list) or v is None):
+                    raise _bad(loc.of_value(hc, k), f"healthcheck '{k}' must be a number or a duration like 5s.")
             svc.healthcheck = dict(hc)
         for k in ("working_dir", "user"):
             if k in node:
@@ -400,6 +447,28 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
 
 
 MAX_NESTING = 64
+MAX_VALUES = 20_000   # values of the whole file, once its aliases are expanded (a repro.yaml has hundreds)
+
+
+def _expanded(data: Any) -> int:
+    """How many values ``data`` holds once every alias is expanded, counted without expanding
+    anything (each node once, its size remembered): a 600-byte file of nested aliases can
+    stand for billions of values, and whatever walked them would never end."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Any) -> int:
+        if not isinstance(node, dict | list):
+            return 1
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        sizes[key] = 1   # a node that holds itself (a recursive alias) counts once
+        children = [*node.keys(), *node.values()] if isinstance(node, dict) else node
+        total = 1 + sum(size(c) for c in children)
+        sizes[key] = total
+        return total
+
+    return size(data)
 
 
 def _too_deep(text: str) -> int | None:
@@ -466,6 +535,9 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
                            "A repro.yaml needs a few levels at most: check the indentation.") from None
     if data is None:
         raise InvalidInput(f"{file}:1:1: the file is empty.", "Start from the example in README (section repro.yaml).")
+    if _expanded(data) > MAX_VALUES:
+        raise InvalidInput(f"{file}: its aliases (*name) expand to more than {MAX_VALUES:,} values.",
+                           "Write the values out, or use fewer nested aliases: a repro.yaml needs a few hundred.")
     if not isinstance(data, dict):
         raise InvalidInput(
             f"{file}:1:1: the top level must be a mapping of keys (name, backend, services, ...), not {_kind(data)}."
@@ -547,10 +619,13 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         _check_keys(loc, node, ("env", "command"), f"overrides of '{sname}'")
         spec.override_services[str(sname)] = {
             "env": _env_map(loc, node, "env"),
-            **({"command": node["command"]} if "command" in node else {}),
+            **({"command": _words(loc, node, "command") if isinstance(node["command"], list) else
+                _str(loc, node, "command", "a command")} if "command" in node else {}),
         }
     scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
     spec.scrub = _parse_scrub(loc, scrub, spec.stores)
+    spec.egress_allow = _parse_egress(loc, clone)
+    spec.stop_grace = _parse_grace(loc, clone)
     spec.config_files = _str_list(loc, data, "config_files")
     spec.secrets = _str_list(loc, data, "secrets")
     spec.not_secrets = _str_list(loc, data, "not_secrets")

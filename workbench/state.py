@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import shutil
 import socket
 import sqlite3
@@ -61,6 +62,13 @@ def current_user() -> tuple[str, str]:
     return _who()
 
 
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
+    except OSError:
+        return False
+
+
 def _who() -> tuple[str, str]:
     try:
         user = getpass.getuser()
@@ -83,6 +91,10 @@ class State:
             self._add_owners()
         except sqlite3.OperationalError:
             self.db.close()
+            if _read_only(path.parent):
+                raise Refused(f"the workspace's state ({path}) is on a read-only disk or in a folder you may not "
+                              "write: nothing can be changed, nor read safely.",
+                              f"Check the mount and the permissions of {path.parent} (ls -ld {path.parent}).") from None
             # WAL needs a few KB for its shared memory even to read: a full disk fails with a mere "disk I/O error"
             if shutil.disk_usage(path.parent).free < 1024 * 1024:
                 raise Refused(f"no space left on the disk that holds {path.parent}: the workspace's state "

@@ -6,10 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
-import git
-from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
-
 from workbench.errors import Refused
+
+try:
+    import git
+    from git.exc import GitCommandError, InvalidGitRepositoryError, NoSuchPathError
+except ImportError as exc:  # GitPython refuses to import without a git executable
+    raise Refused("git is not installed here (or not on PATH), and repro-tui keeps code and config on git "
+                  "branches.", "Install git (e.g. apt-get install git), then run the command again.") from exc
 
 
 def _err(exc: GitCommandError) -> str:

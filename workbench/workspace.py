@@ -29,10 +29,12 @@ from workbench.backends.base import Backend, EnvContext
 from workbench.environments import Environments, parse_ref, read_bytes
 from workbench.errors import Refused
 from workbench.fence import Fence
-from workbench.journal import Journal
+from workbench.journal import Journal, Recovered
+from workbench.mailbox import Mail, MailMessage
 from workbench.model import EnvInfo, JournalEntry, PromoteResult, Side, SnapshotInfo
 from workbench.names import PROD, check_env_name
 from workbench.ops.ready import ReadyCopies
+from workbench.private import keep_private, user_umask
 from workbench.redact import Redactor
 from workbench.secrets import SecretPolicy
 from workbench.spec import SPEC_FILE, Spec, load_spec
@@ -55,9 +57,12 @@ def find_root(start: Path | None = None) -> Path:
     """The workspace root: upward from ``start`` like git, and from inside a clone's
     worktree (``.repro/envs/NAME``) the main workspace that owns it."""
     here = (start or Path.cwd()).resolve()
+    lone: Path | None = None   # a repro.yaml without a git repository
     for folder in (here, *here.parents):
         if folder.name == "envs" and folder.parent.name == REPRO_DIR:
             return folder.parent.parent
+        if (folder / SPEC_FILE).is_file() and not (folder / ".git").exists():
+            lone = lone or folder
         if (folder / SPEC_FILE).is_file() and (folder / ".git").exists():
             git_file = folder / ".git"
             if git_file.is_file():  # a linked worktree: the main one owns the workspace
@@ -65,6 +70,9 @@ def find_root(start: Path | None = None) -> Path:
                 if common and (common.parent / SPEC_FILE).is_file():
                     return common.parent
             return folder
+    if lone is not None:
+        raise Refused(f"{lone} has a repro.yaml but is not a git repository: repro-tui keeps code and config on "
+                      "git branches.", f"Make it one: cd {lone} && git init && git add -A && git commit -m 'first'")
     where = start or Path.cwd()
     raise Refused(f"no workspace here: no repro.yaml in {where} or above it.",
                   "Run from a workspace, pass -w PATH, or try the demo: repro-tui demo")
@@ -85,7 +93,9 @@ class Workspace:
         self.spec: Spec = load_spec(self.root)
         self.spec_bytes = read_bytes(self.root / SPEC_FILE)
         self.repro_dir = self.root / REPRO_DIR
-        self.repro_dir.mkdir(exist_ok=True)
+        user_umask()                          # remembered before it changes
+        self.repro_dir.mkdir(mode=0o770, exist_ok=True)
+        keep_private(self.repro_dir)
         self._exclude_repro()
         self.state = State(self.repro_dir / "state.db")
         self.id = self._workspace_id()
@@ -142,8 +152,14 @@ class Workspace:
     @property
     def backend(self) -> Backend:
         if self._backend is None:
-            self._backend = make_backend(self.spec, self.id, self.repro_dir, self.secrets, self.fence)
+            self._backend = make_backend(self.spec, self.id, self.repro_dir, self.secrets, self.fence,
+                                         self.redactor)
         return self._backend
+
+    @property
+    def backend_made(self) -> bool:
+        """Whether the backend was made already (reading its secrets must not connect to an engine)."""
+        return self._backend is not None
 
     @property
     def stores(self) -> dict[str, Store]:
@@ -151,6 +167,8 @@ class Workspace:
             self._stores = {name: make_store(self.spec, st, self.repro_dir,
                                              self.backend if st.type == "postgres" else None, self.fence)
                             for name, st in self.spec.stores.items()}
+            self.fence.prod_paths = [self.root, *(Path(s.prod_location()) for s in self._stores.values()
+                                                  if s.is_local)]
         return self._stores
 
     def repo(self) -> Repo:
@@ -189,6 +207,13 @@ class Workspace:
 
     def shell_env(self, env: str) -> dict[str, str]:
         return self.envs.shell_env(env)
+
+    def mail(self, env: str) -> list[Mail]:
+        """The messages a clone's mail sink captured, oldest first."""
+        return self.envs.mailbox(env).list()
+
+    def mail_message(self, env: str, mail_id: int) -> MailMessage:
+        return self.envs.mailbox(env).get(mail_id)
 
     def promote_preview(self, env: str) -> tuple[list[str], str]:
         from workbench.ops.promote import preview
@@ -274,10 +299,10 @@ class Workspace:
         """Operations that were cut off and wait for recovery (shown by readers)."""
         return self.transactions.pending()
 
-    def try_recover(self) -> list[JournalEntry]:
+    def try_recover(self) -> list[Recovered]:
         """Recover what was cut off unless a writer is at work; never waits."""
         return self.transactions.try_recover()
 
-    def recover(self) -> list[JournalEntry]:
-        """Take the lock just to recover whatever was cut off; returns what was recovered."""
+    def recover(self) -> list[Recovered]:
+        """Take the lock just to recover whatever was cut off; what happened to each."""
         return self.transactions.recover()

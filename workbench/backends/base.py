@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.fence import Fence
+from workbench.redact import Redactor
 from workbench.secrets import SecretPolicy
 from workbench.spec import ServiceSpec, Spec
 
@@ -60,12 +61,13 @@ class Backend(ABC):
     name: str = "base"
 
     def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None,
-                 fence: Fence | None = None) -> None:
+                 fence: Fence | None = None, redactor: Redactor | None = None) -> None:
         self.spec = spec
         self.workspace_id = workspace_id
         self.state_dir = state_dir
         # every process start and container action on a clone passes the fence
         self.fence = fence or Fence(state_dir.parent, state_dir)
+        self.redactor = redactor   # the workspace's: what a log may hold is masked by value too
         # the workspace's policy, so that a secret masked in a log has the tag it has in the diff
         self.policy = policy or SecretPolicy(spec.secrets, spec.not_secrets)
 
@@ -132,6 +134,19 @@ class Backend(ABC):
     def service_env(self, ctx: EnvContext, svc: ServiceSpec) -> dict[str, str]:
         """The environment a service of ``ctx`` runs with, for ``repro-tui shell`` (local processes)."""
         return {}
+
+    def secret_values(self) -> list[str]:
+        """Secret values the backend has read from what runs (a container's environment)."""
+        return []
+
+    def declared_envs(self, ctx: EnvContext) -> dict[str, dict[str, str]]:
+        """Each service's environment as prod declares it (before a clone's overrides)."""
+        return {name: dict(svc.env) for name, svc in ctx.services.items()}
+
+    def egress_fence(self, ctx: EnvContext) -> tuple[bool, str]:
+        """Whether a clone's services are cut off from the outside, and what they still reach."""
+        return False, ("local processes can reach any host; only their mail, payment and webhook settings "
+                       "are changed")
 
     def service_names(self, ctx: EnvContext) -> list[str]:
         """The services an environment runs (adopted compose services included)."""

@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from workbench.backends import edge_process
 from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
 from workbench.backends.docker_settings import (
     Mount,
@@ -63,6 +64,7 @@ from workbench.errors import BackendError, InvalidInput, NotFound, ProdReadOnly
 from workbench.fence import Fence
 from workbench.names import PROD
 from workbench.psql import PgPlace
+from workbench.redact import Redactor
 from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import Spec
 
@@ -74,8 +76,8 @@ class DockerBackend(Backend):
     name = "docker"
 
     def __init__(self, spec: Spec, workspace_id: str, state_dir: Path, policy: SecretPolicy | None = None,
-                 fence: Fence | None = None) -> None:
-        super().__init__(spec, workspace_id, state_dir, policy, fence)
+                 fence: Fence | None = None, redactor: Redactor | None = None) -> None:
+        super().__init__(spec, workspace_id, state_dir, policy, fence, redactor)
         self.engine = Engine(workspace_id)
         self.volumes = CloneVolumes(self)
         self._prod_cache: dict[str, Any] | None = None
@@ -296,8 +298,64 @@ class DockerBackend(Backend):
             for n in nets:
                 if n.name == name:
                     return n
-            return self.engine.client.networks.create(name, driver="bridge",
+            return self.engine.client.networks.create(name, driver="bridge", internal=self.fenced(),
                                                       labels=self.engine.labels(ctx.name, "", "network"))
+
+    # --- what a clone may reach: an internal network, the edge beside it --------------------
+    def fenced(self) -> bool:
+        """A clone's network is internal (no way out but the host's edge process) when the
+        engine runs on this machine: the edge must reach the containers, and they it."""
+        return not is_remote()
+
+    def egress_fence(self, ctx: EnvContext) -> tuple[bool, str]:
+        if not self.fenced():
+            return False, ("the engine is remote (DOCKER_HOST): the clone's network is an ordinary bridge, and its "
+                           "mail sink runs on this machine, out of its containers' reach")
+        allow = f", and {len(self.spec.egress_allow)} allowed host(s) through its egress proxy" \
+            if self.spec.egress_allow else ""
+        return True, (f"the containers of {ctx.name} reach each other, their mail sink{allow}, and nothing else "
+                      "(the engine's host excepted)")
+
+    def declared_envs(self, ctx: EnvContext) -> dict[str, dict[str, str]]:
+        return {name: dict(st.env) for name, st in self.service_settings(ctx).items()}
+
+    @staticmethod
+    def _gateway(net: Any) -> str:
+        for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+            if cfg.get("Gateway"):
+                return str(cfg["Gateway"]).split("/")[0]
+        raise BackendError(f"Docker: the network {net.name} has no gateway address for the mail sink.",
+                           f"Remove it (docker network rm {net.name}) and start the clone again.")
+
+    def _start_edge(self, ctx: EnvContext, net: Any) -> None:
+        """The clone's mail sink (and egress proxy) on its network's gateway, before its containers."""
+        with engine_call(f"inspecting the network {net.name}"):
+            net.reload()
+        host = self._gateway(net) if self.fenced() else "127.0.0.1"
+        edge_process.start(ctx.run_dir, ctx.name, edge_process.plan(
+            ctx.run_dir, host, set(ctx.ports.values()),
+            allow=self.spec.egress_allow if net.attrs.get("Internal") else None))
+
+    def _forward_ports(self, ctx: EnvContext, net: Any, settings: dict[str, Settings]) -> None:
+        """An internal network publishes no port: 127.0.0.1:PORT of each service is forwarded
+        to its container by the host's edge (made again at every start: addresses change)."""
+        if not net.attrs.get("Internal"):
+            return
+        forwards = []
+        for svc, st in settings.items():
+            port = ctx.ports.get(svc)
+            if not port or not st.ports:
+                continue
+            c = self.engine.container(self.container_name(ctx.name, svc))
+            if c is None or c.status != "running":
+                continue
+            ip = ((c.attrs.get("NetworkSettings") or {}).get("Networks") or {}).get(net.name, {}).get("IPAddress")
+            if ip:
+                forwards.append({"listen": ["127.0.0.1", port], "target": [ip, int(st.ports[0].split("/")[0])]})
+        if forwards:
+            edge_process.start(ctx.run_dir, ctx.name, {"forwards": forwards}, edge_process.PORTS)
+        else:
+            edge_process.stop(ctx.run_dir, edge_process.PORTS)
 
     def _prod_source(self, m: Mount, prod_mounts: dict[str, Any]) -> str:
         src = prod_mounts.get(m.target)
@@ -348,8 +406,12 @@ class DockerBackend(Backend):
         self.remember(ctx)
         settings = self.service_settings(ctx)
         net = self._network(ctx)
+        if progress and not edge_process.running(ctx.run_dir):
+            progress("starting the mail sink")
+        self._start_edge(ctx, net)
         for svc in self._order(settings):
             self.start_service(ctx, svc, settings[svc], net.name, progress)
+        self._forward_ports(ctx, net, settings)
 
     def start_service(self, ctx: EnvContext, svc: str, st: Settings, network: str,
                       progress: Progress | None = None) -> Any:
@@ -383,6 +445,8 @@ class DockerBackend(Backend):
         env.update(ctx.env_overrides)
         over = ctx.service_overrides.get(svc, {})
         env.update(over.get("env", {}))
+        edge = edge_process.values(ctx.run_dir)
+        env = {k: edge_process.expand(v, edge) for k, v in env.items()}
         command = st.command
         if "command" in over:
             import shlex
@@ -523,6 +587,7 @@ class DockerBackend(Backend):
                 if progress:
                     progress(f"stopping {c.labels.get(LABEL_SERVICE)}")
                 self.stop_container(c)
+        edge_process.stop_all(ctx.run_dir)
 
     def engine_start(self, c: Any) -> None:
         """Start one of this workspace's containers (never prod's)."""
@@ -531,13 +596,13 @@ class DockerBackend(Backend):
         with engine_call(f"starting {c.name}"):
             c.start()
 
-    def stop_container(self, c: Any) -> None:
+    def stop_container(self, c: Any, timeout: float = STOP_TIMEOUT) -> None:
         if c.labels.get(LABEL_WORKSPACE) != self.workspace_id:
             raise ProdReadOnly(f"stopping {c.name}")
         with engine_call(f"stopping {c.name}"):
             if c.status == "paused":
                 c.unpause()
-            c.stop(timeout=STOP_TIMEOUT)
+            c.stop(timeout=int(timeout))
 
     def _clone_containers(self, env: str, reverse: bool = False) -> list[Any]:
         cs = self.engine.containers(env, role="service")
@@ -613,6 +678,13 @@ class DockerBackend(Backend):
             env[k] = v
         return secret_values(env, self.policy)
 
+    def secret_values(self) -> list[str]:
+        """The secrets in the environment of prod's containers (read when they were looked up)."""
+        values: list[str] = []
+        for c in (self._prod_cache or {}).values():
+            values += self._secret_values(c)
+        return values
+
     def tail(self, ctx: EnvContext, service: str, lines: int) -> str:
         try:
             text = "\n".join(self.logs(ctx, service, lines=lines))
@@ -676,6 +748,7 @@ class DockerBackend(Backend):
             raise ProdReadOnly("removing containers")
         say = progress or (lambda _t: None)
         env = ctx.name
+        edge_process.stop_all(ctx.run_dir)
         for c in self.engine.containers(env):
             say(f"removing {c.name}")
             self.engine.remove_container(c)
@@ -725,7 +798,10 @@ class DockerBackend(Backend):
     def stop_for_reset(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         """Stop every container of the clone but the servers of PostgreSQL stores: those
         swap databases inside the running server (a rename), which is what makes a reset
-        instant. The others are stopped together, not one after the other."""
+        instant. The others are stopped together, not one after the other, and killed at
+        once: the state a reset throws away needs no graceful stop, and many images' PID 1
+        ignores SIGTERM (``docker stop`` would wait its whole timeout). ``clone.stop_grace``
+        gives a service time where a user wants it."""
         if ctx.is_prod:
             raise ProdReadOnly("stopping prod's containers")
         keep = {st.service for st in self.spec.stores.values() if st.type == "postgres"}
@@ -734,7 +810,9 @@ class DockerBackend(Backend):
         for c in running:
             if progress:
                 progress(f"stopping {c.labels.get(LABEL_SERVICE)}")
-        _in_parallel([partial(self.stop_container, c) for c in running])
+        grace = self.spec.stop_grace
+        _in_parallel([partial(self.stop_container, c, grace.get(c.labels.get(LABEL_SERVICE, ""), 0.0))
+                      for c in running])
 
     def service_names(self, ctx: EnvContext) -> list[str]:
         """Listed services, then the ones adopted from the compose project."""

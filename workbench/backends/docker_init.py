@@ -3,11 +3,15 @@
 It looks at the containers docker compose runs (label ``com.docker.compose.project``),
 takes the project named, or the only one, and writes a ``repro.yaml`` that adopts it
 (``prod: {compose_project: NAME}``): a PostgreSQL store for each service that runs
-PostgreSQL (told by its image, its environment or its port), scrub rules left commented
-out for the columns whose names look personal, a guess of the config files to diff.
-prod is only read: container settings from the engine, and for a PostgreSQL service the
-names of its databases and columns, through ``psql`` run in its container. Passwords are
-never written: the store reads one from the service's environment when it runs.
+PostgreSQL (told by its image, its environment or its port) whose database is the one the app's
+connection settings name (``DATABASE_URL``, ``PGDATABASE``, ``POSTGRES_DB``...), every
+database of the server considered; scrub rules written ACTIVE for the columns whose names
+or sampled values look personal (e-mail, phone, name, address, IP; the sample is never
+printed or written); the clone's safe defaults (mail to its sink, payment keys and webhooks
+disabled) written as active overrides; a guess of the config files to diff. Each line says
+how to turn it off. prod is only read: container settings from the engine, and for a
+PostgreSQL service its databases, columns and a sample of values through ``psql`` run in its
+container. Passwords are never written: the store reads one from the service's environment.
 
 An existing repro.yaml is never overwritten (exit 1); several running projects and none
 named is exit 2, with the list.
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench import egress
 from workbench.docker_engine import COMPOSE_PROJECT, COMPOSE_SERVICE, Engine, engine_call
 from workbench.errors import InvalidInput, NotFound, Refused
 from workbench.spec import SPEC_FILE, parse_spec
@@ -41,9 +46,22 @@ PERSONAL = [
      "name"),
     (re.compile(r"address|street|postal|zip|iban|ssn|birth|passport|ip_addr|card_?number"), "null"),
 ]
-MAIL_KEYS = re.compile(r"SMTP|MAIL_(HOST|SERVER|URL)|EMAIL_HOST")
+MAINTENANCE_DATABASES = ("postgres", "template0", "template1")
 CONFIG_GLOBS = (".env", "config/*.yaml", "config/*.yml", "config/*.json", "config/*.toml", "config/*.ini",
                 "conf/*.yaml", "conf/*.yml", "conf/*.conf", "settings/*.yaml", "settings/*.yml", "*.env")
+
+
+SAMPLE = 40            # values read per column to tell its shape; never printed nor written
+SHAPE_SHARE = 0.6      # the share of a column's sampled values that must have a shape
+SHAPES = [
+    ("email", re.compile(r"^[^@\s]+@[^@\s]+\.[A-Za-z]{2,}$"), "email"),
+    ("ip", re.compile(r"^(\d{1,3}\.){3}\d{1,3}(/\d+)?$|^[0-9a-fA-F:]{3,}:[0-9a-fA-F:]+$"), "null"),
+    ("phone", re.compile(r"^\+?[\d ()./-]{7,20}$"), "phone"),
+    ("address", re.compile(r"^\d+[a-zA-Z]?,? [\w .'-]+ (street|st|road|rd|avenue|ave|lane|ln|way|drive|dr|blvd|"
+                           r"boulevard|strasse|straße|weg|platz|rue|via|calle)\b", re.IGNORECASE), "null"),
+    ("name", re.compile(r"^[A-ZÀ-Ý][a-zà-ÿ'’-]+( [A-ZÀ-Ý][a-zà-ÿ'’-]+){1,3}$"), "name"),
+]
+APP_DB_KEYS = ("PGDATABASE", "POSTGRES_DB", "POSTGRESQL_DATABASE", "DB_NAME", "DATABASE_NAME", "DB_DATABASE")
 
 
 @dataclass
@@ -53,8 +71,9 @@ class PgGuess:
     database: str
     user: str
     databases: list[str] = field(default_factory=list)
-    columns: list[tuple[str, str]] = field(default_factory=list)   # (table, column) that look personal
+    columns: list[tuple[str, str, str, str]] = field(default_factory=list)   # (table, column, strategy, why)
     note: str | None = None
+    chosen_by: str = ""
 
 
 # --- what runs -------------------------------------------------------------------------
@@ -125,7 +144,25 @@ def _psql(engine: Engine, c: Any, user: str, sql: str, db: str = "postgres") -> 
     return None
 
 
-def guess_postgres(engine: Engine, service: str, c: Any) -> PgGuess:
+def app_databases(containers: list[Any], service: str) -> list[tuple[str, str]]:
+    """(database, the setting that names it) from the other services' connection settings: a
+    postgres:// URL whose host is ``service`` (or any host), or PGDATABASE, POSTGRES_DB..."""
+    out: list[tuple[str, str]] = []
+    for c in containers:
+        if c.labels.get(COMPOSE_SERVICE) == service:
+            continue
+        name = c.labels.get(COMPOSE_SERVICE)
+        for key, value in sorted(_env(c).items()):
+            for url in re.findall(r"postgres(?:ql)?(?:\+\w+)?://[^\s,;'\"]+", value):
+                m = re.match(r"[^:]+://(?:[^@/]*@)?([^:/?]+)(?::\d+)?/([^?/]+)", url)
+                if m and m.group(2) and (m.group(1) == service or "." in m.group(1) or m.group(1) == "localhost"):
+                    out.append((m.group(2), f"{name}.{key}"))
+            if key in APP_DB_KEYS and value:
+                out.append((value, f"{name}.{key}"))
+    return out
+
+
+def guess_postgres(engine: Engine, service: str, c: Any, containers: list[Any] | None = None) -> PgGuess:
     env = _env(c)
     image = str((c.attrs.get("Config") or {}).get("Image") or "")
     user = env.get("POSTGRES_USER") or env.get("POSTGRESQL_USERNAME") or "postgres"
@@ -137,18 +174,64 @@ def guess_postgres(engine: Engine, service: str, c: Any) -> PgGuess:
         return g
     g.databases = dbs
     mine = [d for d in dbs if d != "postgres"]
-    if g.database not in dbs and len(mine) == 1:
-        g.database = mine[0]
-    elif g.database not in dbs and mine:
-        g.note = f"databases there: {', '.join(mine)}: pick the one to copy"
-    cols = _psql(engine, c, user, "SELECT table_schema || '|' || table_name || '|' || column_name FROM "
-                 "information_schema.columns WHERE table_schema NOT IN ('pg_catalog', 'information_schema') "
-                 "ORDER BY table_schema, table_name, ordinal_position", g.database) or []
-    for line in cols:
-        schema, table, column = (line.split("|", 2) + ["", ""])[:3]
-        if _strategy(column):
-            g.columns.append((table if schema == "public" else f"{schema}.{table}", column))
+    named = [(d, why) for d, why in app_databases(containers or [], service) if d in dbs]
+    if named:   # the app's own database: the one its connection settings name
+        g.database, g.chosen_by = named[0][0], named[0][1]
+        others = sorted({d for d, _ in named} - {g.database})
+        if others:
+            g.note = f"the app also names {', '.join(others)}: add a store for each database to copy"
+    elif g.database not in dbs and len(mine) == 1:
+        g.database, g.chosen_by = mine[0], "the only database of the server"
+    elif (g.database not in dbs or g.database == "postgres") and mine:
+        g.note = f"databases there: {', '.join(mine)}: pick the one the app uses"
+    if g.database in dbs:
+        g.columns = personal_columns(engine, c, user, g.database)
     return g
+
+
+def personal_columns(engine: Engine, c: Any, user: str, db: str) -> list[tuple[str, str, str, str]]:
+    """Columns that hold personal data, told by their names and by the shape of a sample of
+    their values: (table, column, strategy, why). The sample stays in this function."""
+    cols = _psql(engine, c, user, "SELECT table_schema || '|' || table_name || '|' || column_name || '|' || "
+                 "is_nullable || '|' || data_type FROM information_schema.columns JOIN information_schema.tables USING "
+                 "(table_catalog, table_schema, table_name) WHERE table_type = 'BASE TABLE' AND table_schema "
+                 "NOT IN ('pg_catalog', 'information_schema') ORDER BY table_schema, table_name, ordinal_position",
+                 db) or []
+    out = []
+    for line in cols:
+        schema, table, column, nullable, kind = (line.split("|", 4) + ["", "", "", ""])[:5]
+        shown = table if schema == "public" else f"{schema}.{table}"
+        by_name = _strategy(column) if column.lower() != "name" else None   # a bare "name" may be a product's
+        found = (by_name, "by-name") if by_name else None
+        if found is None and kind in ("text", "character varying", "character", "inet", "cidr", "citext"):
+            shape = _shape_of(_sample(engine, c, user, db, schema, table, column))
+            found = (shape[1], shape[0]) if shape else None
+        if found is None:
+            continue
+        strategy = "hash" if found[0] == "null" and nullable == "NO" else found[0]   # NOT NULL: a keyed hash
+        out.append((shown, column, strategy, found[1]))
+    return out
+
+
+def _qi(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sample(engine: Engine, c: Any, user: str, db: str, schema: str, table: str, column: str) -> list[str]:
+    rows = _psql(engine, c, user, f"SELECT {_qi(column)}::text FROM {_qi(schema)}.{_qi(table)} WHERE "
+                 f"{_qi(column)} IS NOT NULL AND {_qi(column)}::text <> '' LIMIT {SAMPLE}", db)
+    return rows or []
+
+
+def _shape_of(values: list[str]) -> tuple[str, str] | None:
+    """(shape, strategy) when most sampled values have one shape."""
+    values = [v.strip() for v in values if v.strip()]
+    if len(values) < 3:
+        return None
+    for shape, pattern, strategy in SHAPES:
+        if sum(1 for v in values if pattern.search(v)) >= SHAPE_SHARE * len(values):
+            return shape, strategy
+    return None
 
 
 def _strategy(column: str) -> str | None:
@@ -208,6 +291,15 @@ def guess_config_files(root: Path, containers: list[Any]) -> list[str]:
     return out
 
 
+def _safe_defaults(containers: list[Any]) -> list[tuple[str, str, str]]:
+    """(name, value, why) of every safe default the running services' settings call for."""
+    out: dict[str, tuple[str, str, str]] = {}
+    for c in containers:
+        for d in egress.clone_defaults(_env(c), set()):
+            out.setdefault(d.key, (d.key, d.value, d.reason))
+    return sorted(out.values())
+
+
 def render(project: str, containers: list[Any], stores: list[PgGuess], root: Path, branch: str | None,
            config_files: list[str]) -> str:
     services = sorted({c.labels[COMPOSE_SERVICE] for c in containers})
@@ -230,33 +322,49 @@ def render(project: str, containers: list[Any], stores: list[PgGuess], root: Pat
         f"  branch: {y(branch or 'main')}" + ("" if branch else "        # no git branch found here: git init first"),
         f"  compose_project: {y(project)}    # adopt the containers compose runs for this project",
     ]
+    usable = [g for g in stores if g.database not in MAINTENANCE_DATABASES]
     if stores:
         lines.append("stores:")
         for g in stores:
-            lines.append(f"  {y(g.service)}:                      # PostgreSQL in the service {g.service} ({g.image})")
-            lines += ["    type: postgres", f"    service: {y(g.service)}", f"    database: {y(g.database)}"
-                      + (f"    # {g.note}" if g.note else ""),
-                      f"    user: {y(g.user)}",
-                      "    # password: read from the service's POSTGRES_PASSWORD when needed; never written here"]
+            off = "# " if g not in usable else ""
+            if off:
+                lines.append(f"  # {g.service}: its database is {g.database!r}, the server's maintenance database, "
+                             "which a clone cannot copy: move the app's data into a database of its own, then "
+                             "name it here")
+            lines.append(f"  {off}{y(g.service)}:                      # PostgreSQL in the service {g.service} "
+                         f"({g.image})")
+            why = f"    # chosen by {g.chosen_by}" if g.chosen_by else ""
+            lines += [f"  {off}  type: postgres", f"  {off}  service: {y(g.service)}",
+                      f"  {off}  database: {y(g.database)}" + (f"    # {g.note}" if g.note else why),
+                      f"  {off}  user: {y(g.user)}",
+                      f"  {off}  # password: read from the service's POSTGRES_PASSWORD when needed; never written here"]
     else:
         lines += ["# stores:                   # no PostgreSQL service was found; e.g.",
                   "#   db: {type: postgres, service: db, database: app, user: postgres}"]
-    lines += ["clone:", "  overrides:", "    env:"]
-    mail = sorted({k for c in containers for k in _env(c) if MAIL_KEYS.search(k)})
-    if mail:
-        lines += [f"      # {k}: \"127.0.0.1:1025\"      # outgoing mail to a sink instead of real people"
-                  for k in mail]
+    lines += ["clone:", "  overrides:"]
+    defaults = _safe_defaults(containers)
+    if defaults:
+        lines += ["    # A clone never mails, charges or calls a real person: these settings point at its own",
+                  "    # mail sink (repro-tui mail CLONE) or at nothing. They are a clone's defaults anyway; to",
+                  "    # let clones use prod's value of one, write that value here instead of the line.",
+                  "    env:"]
+        width = max(len(k) + len(v) for k, v, _ in defaults) + 10
+        for key, value, why in defaults:
+            lines.append(f"      {(key + ': ' + json.dumps(value)).ljust(width)}# {why}")
     else:
-        lines.append("      # SMTP_HOST: \"127.0.0.1:1025\"  # e.g. outgoing mail to a sink")
-    lines += ["  # scrub: personal data masked in every copy (email, name, phone, null, hash, constant, keep)",
+        lines += ["    env: {}                    # e.g. SMTP_HOST: \"{mail.host}\"  (the clone's mail sink)"]
+    lines += ["  # scrub: personal data masked in every copy (email, name, phone, null, hash, constant, keep).",
+              "  # Found by column names and by the shape of a sample of values. To copy a column as it is,",
+              "  # write 'keep' as its strategy (deleting the line does the same, silently).",
               "  scrub:"]
-    if any(g.columns for g in stores):
-        for g in stores:
-            if not g.columns:
-                continue
-            lines.append(f"    # {y(g.service)}:")
-            for table, column in g.columns:
-                lines.append(f"    #   {table}.{column}: {_strategy(column)}")
+    found = [g for g in usable if g.columns]
+    if found:
+        for g in found:
+            lines.append(f"    {y(g.service)}:")
+            for table, column, strategy, why in g.columns:
+                article = "an" if why[0] in "aeiou" else "a"
+                reason = "its column name" if why == "by-name" else f"its values look like {article} {why}"
+                lines.append(f"      {(table + '.' + column + ': ' + strategy).ljust(40)}# {reason}")
     else:
         lines += ["    # db:", "    #   users.email: email", "    #   users.phone: phone", "    #   users.name: name"]
     if config_files:
@@ -283,7 +391,7 @@ def run_init(args: Any) -> int:
         stores = []
         for c in containers:
             if is_postgres(c):
-                stores.append(guess_postgres(engine, c.labels[COMPOSE_SERVICE], c))
+                stores.append(guess_postgres(engine, c.labels[COMPOSE_SERVICE], c, containers))
     finally:
         engine.close()
     text = render(project, containers, stores, root, git_branch(root), guess_config_files(root, containers))
@@ -296,14 +404,25 @@ def run_init(args: Any) -> int:
     services = sorted({c.labels[COMPOSE_SERVICE] for c in containers})
     if getattr(args, "json", False):
         json.dump({"path": str(target), "project": project, "services": services,
-                   "stores": {g.service: {"type": "postgres", "database": g.database, "user": g.user}
+                   "stores": {g.service: {"type": "postgres", "database": g.database, "user": g.user,
+                                          "chosen_by": g.chosen_by, "databases": g.databases,
+                                          "scrubbed": [f"{t}.{c}" for t, c, _, _ in g.columns]}
                               for g in stores}}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         sys.stdout.write(f"wrote {target} for the compose project {project} ({', '.join(services)})\n")
         for g in stores:
-            sys.stdout.write(f"  store {g.service}: PostgreSQL database {g.database} "
-                             f"({len(g.columns)} column(s) to consider scrubbing, left commented out)\n")
-        sys.stdout.write("Next: read it, uncomment the scrub rules you need, commit it, "
+            if g.database in MAINTENANCE_DATABASES:
+                sys.stdout.write(f"  store {g.service}: left out: its database {g.database!r} is the server's "
+                                 "maintenance database, which a clone cannot copy (see the note in the file)\n")
+                continue
+            chosen = f", chosen by {g.chosen_by}" if g.chosen_by else ""
+            sys.stdout.write(f"  store {g.service}: PostgreSQL database {g.database}{chosen}; "
+                             f"{len(g.columns)} column(s) scrubbed\n")
+        defaults = _safe_defaults(containers)
+        if defaults:
+            sys.stdout.write(f"  overrides: {', '.join(k for k, _, _ in defaults)} (mail to each clone's sink, "
+                             "payment keys and webhooks disabled)\n")
+        sys.stdout.write("Next: read it (every rule is active; each comment says how to turn it off), commit it, "
                          "then: repro-tui fork prod b1\n")
     return 0

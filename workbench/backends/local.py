@@ -17,27 +17,25 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from workbench.backends.base import Backend, EnvContext, Progress, ServiceStatus
 from workbench.errors import BackendError
+from workbench.private import user_umask
 from workbench.secrets import SecretPolicy, secret_values
 from workbench.spec import ServiceSpec
 
 STOP_GRACE = 5.0
-# Runs the service once repro-tui has recorded it (one byte on the pipe), or never (end of file).
-_GATE = """\
-import os, sys
-fd = int(sys.argv[1])
-go = os.read(fd, 1)
-os.close(fd)
-if not go:
-    sys.exit(0)
-try:
-    os.execvp(sys.argv[2], sys.argv[2:])
-except OSError as exc:
-    print(f"cannot start {sys.argv[2]}: {exc.strerror}", file=sys.stderr)
-    sys.exit(127)
-"""
+# The first process of a service: workbench.logpump, found where this very package is
+# (whatever the service's PYTHONPATH says, which is left as the service's own).
+_PUMP = "import sys; sys.path.insert(0, sys.argv[1]); from workbench.logpump import main; sys.exit(main(sys.argv[2:]))"
+_HOME = str(Path(__file__).resolve().parents[2])
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _proc_start_time(pid: int) -> str | None:
@@ -97,6 +95,70 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def spawn(run_dir: Path, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int | None,
+          what: str, mask: dict[str, Any] | None = None, umask: int = -1) -> subprocess.Popen:
+    """Start a process of an environment in its own process group, its output appended to
+    ``run_dir/NAME.log`` (masked by its log pump, ``workbench.logpump``, with the secrets of
+    ``mask``) and its pid recorded in ``run_dir/NAME.pid`` before it runs: if repro-tui is
+    killed in between, it exits instead of running unrecorded (no stop, destroy or recovery
+    could find it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = open(run_dir / f"{name}.log", "ab")
+    log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {what}\n".encode())
+    log.flush()
+    gate_r, gate_w = os.pipe()
+    try:
+        proc = subprocess.Popen([sys.executable, "-c", _PUMP, _HOME, str(gate_r), *argv], cwd=cwd, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True, pass_fds=(gate_r,), umask=umask)
+    except OSError as exc:
+        os.close(gate_w)
+        raise BackendError(f"cannot start {what}: {exc.strerror}: {exc.filename or argv[0]}") from None
+    finally:
+        log.close()
+        os.close(gate_r)
+    try:
+        (run_dir / f"{name}.pid").write_text(json.dumps(
+            {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
+        _write_all(gate_w, b"1" + json.dumps(mask or {}).encode())
+    finally:
+        os.close(gate_w)
+    return proc
+
+
+def running_pid(run_dir: Path, name: str) -> int | None:
+    """The pid of a recorded process of an environment that still runs (not a reused pid)."""
+    try:
+        info = json.loads((run_dir / f"{name}.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    pid = info.get("pid") if isinstance(info, dict) else None
+    if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
+        return int(pid)
+    return None
+
+
+def stop_process(run_dir: Path, name: str, grace: float = STOP_GRACE) -> None:
+    """TERM to a recorded process's group, KILL after ``grace`` (at once, with no TERM, when
+    ``grace`` is 0: what is thrown away need not be asked); its pid file removed."""
+    pid = running_pid(run_dir, name)
+    if pid:
+        steps = ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)) if grace > 0 else ((signal.SIGKILL, 2.0),)
+        for sig, wait in steps:
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                break
+            except PermissionError:
+                os.kill(pid, sig)
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline and _alive(pid):
+                time.sleep(0.02)
+            if not _alive(pid):
+                break
+    (run_dir / f"{name}.pid").unlink(missing_ok=True)
+
+
 class LocalBackend(Backend):
     name = "local"
 
@@ -125,6 +187,10 @@ class LocalBackend(Backend):
             values[f"ports.{name}"] = str(port)
         for name, path in ctx.store_paths.items():
             values[f"stores.{name}.path"] = q(path)
+        if not ctx.is_prod:   # {mail.host}, {mail.port}: the clone's mail sink
+            from workbench.backends import edge_process
+
+            values.update(edge_process.values(ctx.run_dir))
         out = text
         for key, value in values.items():
             out = out.replace("{" + key + "}", value)
@@ -157,17 +223,18 @@ class LocalBackend(Backend):
             return None
 
     def _running_pid(self, ctx: EnvContext, service: str) -> int | None:
-        info = self._read_pid(ctx, service)
-        if not info:
-            return None
-        pid = info.get("pid")
-        if pid and _alive(pid) and _proc_start_time(pid) == info.get("start"):
-            return int(pid)
-        return None
+        return running_pid(ctx.run_dir, service)
 
     # operations -----------------------------------------------------------------
     def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         ctx.run_dir.mkdir(parents=True, exist_ok=True)
+        if not ctx.is_prod:   # the clone's mail sink first: its services may mail as they start
+            from workbench.backends import edge_process
+
+            if progress and not edge_process.running(ctx.run_dir):
+                progress("starting the mail sink")
+            edge_process.start(ctx.run_dir, ctx.name,
+                               edge_process.plan(ctx.run_dir, "127.0.0.1", set(ctx.ports.values())))
         started: list[str] = []
         for name in self._order(ctx):
             svc = ctx.services[name]
@@ -188,34 +255,16 @@ class LocalBackend(Backend):
             if port:
                 env["PORT"] = str(port)
             cwd = ctx.worktree / svc.cwd if svc.cwd else ctx.worktree
-            log = open(self.log_file(ctx, name), "ab")
-            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting {name} in {ctx.name}\n".encode())
-            log.flush()
+            if not ctx.is_prod:   # a clone's process: its own folders and data, never prod's
+                cwd = self.fence.process(ctx.name, cwd, argv)
+                for location in ctx.store_paths.values():
+                    self.fence.data(ctx.name, location)
             exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
             if not exe or not os.access(cwd / exe, os.X_OK):
-                log.close()
                 raise BackendError(f"cannot start {ctx.name}/{name}: no such program: {argv[0]}",
                                    f"Check 'command' of service '{name}' in repro.yaml.")
-            # the service waits until its pid file is written: if repro-tui is killed in between,
-            # it exits instead of running unrecorded (no stop, destroy or recovery could find it)
-            gate_r, gate_w = os.pipe()
-            try:
-                proc = subprocess.Popen([sys.executable, "-c", _GATE, str(gate_r), *argv], cwd=cwd, env=env,
-                                        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True, pass_fds=(gate_r,))
-            except OSError as exc:
-                os.close(gate_w)
-                raise BackendError(f"cannot start {ctx.name}/{name}: {exc.strerror}: {argv[0]}",
-                                   f"Check 'command' of service '{name}' in repro.yaml.") from None
-            finally:
-                log.close()
-                os.close(gate_r)
-            try:
-                self._pid_file(ctx, name).write_text(json.dumps(
-                    {"pid": proc.pid, "start": _proc_start_time(proc.pid), "started_at": time.time(), "port": port}))
-                os.write(gate_w, b"1")
-            finally:
-                os.close(gate_w)
+            proc = spawn(ctx.run_dir, name, argv, env, cwd, port, f"{name} in {ctx.name}",
+                         mask=self._pump_config(ctx), umask=user_umask() if ctx.is_prod else -1)
             started.append(name)
             self._wait_healthy(ctx, name, svc, proc)
 
@@ -282,40 +331,46 @@ class LocalBackend(Backend):
         return "\n".join("  " + line for line in text.splitlines()[-lines:])
 
     def _log_secrets(self, ctx: EnvContext) -> tuple[SecretPolicy, list[str]]:
-        """The secret values a log may hold: those of the services as they are now, and those of
-        the workspace's own definitions (a clone's log keeps what it ran with before a change)."""
+        """The secret values a log may hold: those of the services as they are now, those of
+        the workspace's own definitions (a clone's log keeps what it ran with before a change),
+        and every value the workspace's redactor knows (config files, .env, other clones)."""
         policy = self.policy
-        values: list[str] = []
+        values: list[str] = list(self.redactor.values()) if self.redactor else []
         for svc in [*ctx.services.values(), *self.spec.services.values()]:
             values += secret_values(self.service_env(ctx, svc), policy)
         return policy, values
 
-    def _stop_one(self, ctx: EnvContext, name: str) -> None:
-        pid = self._running_pid(ctx, name)
-        if pid:
-            for sig, wait in ((signal.SIGTERM, STOP_GRACE), (signal.SIGKILL, 2.0)):
-                try:
-                    os.killpg(pid, sig)
-                except ProcessLookupError:
-                    break
-                except PermissionError:
-                    os.kill(pid, sig)
-                deadline = time.monotonic() + wait
-                while time.monotonic() < deadline and _alive(pid):
-                    time.sleep(0.02)
-                if not _alive(pid):
-                    break
-        self._pid_file(ctx, name).unlink(missing_ok=True)
+    def _pump_config(self, ctx: EnvContext) -> dict:
+        """What the log pump of a service masks its output with (sent through a pipe, never argv)."""
+        policy, values = self._log_secrets(ctx)
+        return {"key": policy.key.decode("utf-8", "surrogateescape"), "extra": sorted(policy.extra),
+                "allowed": sorted(policy.allowed), "values": sorted(set(values))}
 
-    def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+    def _stop_one(self, ctx: EnvContext, name: str, grace: float = STOP_GRACE) -> None:
+        stop_process(ctx.run_dir, name, grace)
+
+    def _stop_services(self, ctx: EnvContext, progress: Progress | None, grace: dict[str, float] | None) -> None:
+        """Every service, the last started first; ``grace``: seconds by service for a state that
+        is thrown away (missing: killed at once), or None for a plain, graceful stop."""
         names = list(reversed(self._order(ctx)))
         # also stop services that ran but are no longer declared (a pid file without a service)
         if ctx.run_dir.exists():
-            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names]
+            names += [p.stem for p in ctx.run_dir.glob("*.pid") if p.stem not in names and not p.stem.startswith("_")]
         for name in names:
             if progress and self._running_pid(ctx, name):
                 progress(f"stopping {name}")
-            self._stop_one(ctx, name)
+            self._stop_one(ctx, name, STOP_GRACE if grace is None else grace.get(name, 0.0))
+
+    def stop(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        self._stop_services(ctx, progress, None)
+        from workbench.backends import edge_process  # the mail sink last, as it came first
+
+        edge_process.stop(ctx.run_dir)
+
+    def stop_for_reset(self, ctx: EnvContext, progress: Progress | None = None) -> None:
+        """A reset throws the services' state away: they are killed at once (unless
+        ``clone.stop_grace`` gives one time), and the mail sink keeps running."""
+        self._stop_services(ctx, progress, self.spec.stop_grace)
 
     def status(self, ctx: EnvContext) -> dict[str, ServiceStatus]:
         out = {}
@@ -351,7 +406,10 @@ class LocalBackend(Backend):
                 yield policy.redact_text(line_b.decode("utf-8", "replace").rstrip("\n"), values)
 
     def destroy(self, ctx: EnvContext, progress: Progress | None = None) -> None:
-        self.stop(ctx, progress)
+        self._stop_services(ctx, progress, self.spec.stop_grace)
+        from workbench.backends import edge_process
+
+        edge_process.stop(ctx.run_dir)
 
     def describe(self, ctx: EnvContext) -> dict[str, dict]:
         return {name: {"command": svc.command, "env": self.service_env(ctx, svc), "port": ctx.ports.get(name)}

@@ -10,12 +10,13 @@ Exit codes: 0 done; 1 a valid request that could not be done; 2 invalid input;
 from __future__ import annotations
 
 import errno
+import sqlite3
 import sys
 
 from workbench.cli.hangup import OUTLIVE, outlive_hangup
 from workbench.cli.output import fail
 from workbench.cli.parser import build_parser
-from workbench.errors import Interrupted, ReproError
+from workbench.errors import Interrupted, ReproError, system_error
 
 __all__ = ["build_parser", "main"]
 
@@ -44,14 +45,12 @@ def main(argv: list[str] | None = None) -> int:
         return fail(exc, want_json, call.out.redactor if call else None)
     except BrokenPipeError:
         return 0
-    except OSError as exc:
-        if exc.errno == errno.EIO:   # the terminal hung up while the result was written: it is done all the same
+    except (OSError, sqlite3.Error) as exc:   # the disk, the permissions, a read-only state
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:   # the terminal hung up as the result was written
             return 0
         if debug:
             raise
-        return fail(ReproError(f"unexpected {type(exc).__name__}: {exc}",
-                               "This is a bug in repro-tui. Run again with --debug to see where, and report it."),
-                    want_json, call.out.redactor if call else None)
+        return fail(system_error(exc), want_json, call.out.redactor if call else None)
     except Exception as exc:  # a bug: still no traceback unless asked for
         if debug:
             raise

@@ -42,9 +42,8 @@ class Call:
 
             ws = Workspace.open(self.args.workspace)
             self.out.redactor = self.progress.redactor = ws.redactor
-            for entry in ws.try_recover():
-                sys.stderr.write(f"note: {entry.op} of {entry.env} had been cut off; it was "
-                                 f"{'rolled back' if entry.op == 'fork' else 'recovered'}.\n")
+            for found in ws.try_recover():
+                sys.stderr.write(f"{'note' if found.done else 'warning'}: {ws.redactor.text(found.sentence())}.\n")
             self._ws = ws
         return self._ws
 
@@ -173,6 +172,29 @@ def cmd_shell(c: Call) -> int:
     os.execvpe(shell, [shell], {**os.environ, **env})
 
 
+def cmd_mail(c: Call) -> int:
+    a = c.args
+    if a.id is not None:
+        m = c.ws.mail_message(a.env, a.id)
+        c.out.emit(m.as_dict(), lambda: c.out.write(m.text()))
+        return 0
+    mails = c.ws.mail(a.env)
+
+    def text() -> None:
+        if not mails:
+            c.out.write(f"no mail captured in {a.env} yet: what its services send arrives here.\n")
+            return
+        rows = [["ID", "TIME", "FROM", "TO", "SUBJECT"]]
+        for m in mails:
+            rows.append([str(m.id), time.strftime("%m-%d %H:%M:%S", time.localtime(m.time)), m.sender[:40],
+                         ", ".join(m.to)[:40], m.subject[:60]])
+        c.out.table(rows)
+        c.out.write(f"{len(mails)} message(s), none delivered. Read one: repro-tui mail {a.env} ID\n")
+
+    c.out.emit([m.as_dict() for m in mails], text)
+    return 0
+
+
 # --- changing --------------------------------------------------------------------------------
 
 def cmd_fork(c: Call) -> int:
@@ -186,6 +208,9 @@ def cmd_fork(c: Call) -> int:
             if s.get("port"):
                 c.out.write(f"  {name}: http://127.0.0.1:{s['port']}\n")
         c.out.write(f"  worktree: {e.worktree}\n  reset its data any time: repro-tui reset {e.name}\n")
+        c.out.write(f"  its mail: repro-tui mail {e.name}\n")
+        for note in e.notes:
+            c.out.write(f"  {note}\n")
 
     c.out.emit(e.as_dict(), text)
     return 0
@@ -294,10 +319,10 @@ def cmd_restart(c: Call) -> int:
 
 
 def cmd_recover(c: Call) -> int:
-    done = c.ws.recover()
-    c.out.emit([j.as_dict() for j in done], lambda: c.out.write(
-        "".join(f"recovered {j.op} of {j.env}\n" for j in done) or "nothing to recover\n"))
-    return 0
+    found = c.ws.recover()
+    c.out.emit([{**r.entry.as_dict(), "recovered": r.outcome, "problem": r.problem or None} for r in found],
+               lambda: c.out.write("".join(f"{r.sentence()}\n" for r in found) or "nothing to recover\n"))
+    return 0 if all(r.done for r in found) else 1
 
 
 # --- the rest: the screen, the demo, serve, init ------------------------------------------------
@@ -375,6 +400,7 @@ COMMANDS: dict[str | None, Callable[[Call], int]] = {
     "logs": cmd_logs,
     "shell": cmd_shell,
     "log": cmd_log,
+    "mail": cmd_mail,
     "diff": cmd_diff,
     "serve": cmd_serve,
     "init": cmd_init,

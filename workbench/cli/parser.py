@@ -45,9 +45,13 @@ def _count(text: str) -> int:
 
 
 def _port(text: str) -> int:
-    n = _count(text)
-    if not 1024 <= n <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a TCP port from 1024 to 65535, not {n}")
+    """A TCP port: 1 to 65535."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 1 <= n <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 1 to 65535, not {n}")
     return n
 
 
@@ -113,6 +117,9 @@ def build_parser() -> Parser:
     p = cmd("log", "the journal of operations")
     p.add_argument("env", nargs="?", help="only this environment's operations")
     p.add_argument("-n", "--limit", type=_count, default=30, help="how many (default 30)")
+    p = cmd("mail", "the mail a clone's services sent, captured by its mail sink (nothing is delivered)")
+    p.add_argument("env", help="a clone")
+    p.add_argument("id", nargs="?", type=_count, help="show this message (its headers and text)")
     p = cmd("diff", "what differs between two environments (or ENV@SNAPSHOT)")
     p.add_argument("a", metavar="A", help="left side: prod, a clone, or CLONE@SNAPSHOT")
     p.add_argument("b", metavar="B", help="right side, e.g. the clone")
@@ -120,7 +127,7 @@ def build_parser() -> Parser:
     p.add_argument("--include-scrubbed", action="store_true", help="compare scrubbed columns row by row")
     p.add_argument("--limit", type=int, default=None, help="at most N changes per section/table")
     p = cmd("serve", "serve the screen in a browser (127.0.0.1, protected by a token)")
-    p.add_argument("--port", type=int, default=8765, help="the local port (default 8765)")
+    p.add_argument("--port", type=_port, default=8765, help="the local port, 1-65535 (default 8765)")
     p = cmd("init", "write a commented repro.yaml for a running docker compose project")
     p.add_argument("project", nargs="?", help="the compose project's name (default: the only one running)")
     cmd("recover", "roll back or finish operations that were cut off")

@@ -48,7 +48,7 @@ def iter_changes(source: DiffSource, left: Side, right: Side, *, include_scrubbe
     if bad:
         from workbench.errors import InvalidInput
         raise InvalidInput(f"unknown diff section {bad[0]!r}.", f"Use one or more of: {', '.join(SECTIONS)}.")
-    shower = Shower(source.secrets)
+    shower = Shower(source.secrets, source.redact)
     groups = report.groups if report is not None else []
     for section in SECTIONS:
         if section not in wanted:

@@ -11,15 +11,16 @@ text (unified diff lines, secrets masked line by line).
 
 from __future__ import annotations
 
-import configparser
 import difflib
 import json
+import os
 import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from workbench.configfiles import MAX_PARSE_BYTES, Unparsed, file_type, matched_files, parse, parsed, read
 from workbench.diff.model import Change, GroupSummary
 from workbench.diff.values import Shower
 
@@ -27,101 +28,6 @@ BUDGET_SECONDS = 2.0
 SMALL_LIST = 2000                   # lists up to this many items (both sides) are aligned by deepdiff
 MAX_TEXT_BYTES = 8_000_000          # larger unparseable files: compared by size and hash only
 MAX_DIFF_LINES = 20_000             # past this many differing lines, only the line counts are told
-# ruamel.yaml reads about 0.1 MB/s in pure Python (a 4 MB file takes a minute): past this
-# size a YAML file is compared line by line instead, which takes a fraction of a second
-MAX_PARSE_BYTES = {"yaml": 400_000, "toml": 4_000_000, "ini": 4_000_000, "env": 4_000_000, "json": 50_000_000}
-_SKIP_DIRS = {".git", ".repro", "node_modules", "__pycache__", ".venv"}
-_PARSE_CACHE: dict[tuple[str, int, int, int], tuple[bytes, Any]] = {}
-
-
-class Unparsed(Exception):
-    """The file is not valid for its type (the message says where)."""
-
-
-def matched_files(root: Path, patterns: list[str]) -> dict[str, Path]:
-    """Relative POSIX path -> file, for every file the globs match under ``root``."""
-    out: dict[str, Path] = {}
-    if not root.is_dir():
-        return out
-    for pattern in patterns:
-        pattern = pattern.lstrip("/")
-        if pattern.startswith("./"):
-            pattern = pattern[2:]
-        try:
-            found = list(root.glob(pattern))
-        except (ValueError, NotImplementedError):
-            continue
-        for p in found:
-            rel = p.relative_to(root)
-            if p.is_file() and not (set(rel.parts[:-1]) & _SKIP_DIRS):
-                out[rel.as_posix()] = p
-    return dict(sorted(out.items()))
-
-
-def file_type(rel: str) -> str:
-    name = rel.rsplit("/", 1)[-1].lower()
-    if name == ".env" or name.startswith(".env.") or name.endswith(".env"):
-        return "env"
-    suffix = name.rsplit(".", 1)[-1] if "." in name else ""
-    return {"yaml": "yaml", "yml": "yaml", "json": "json", "toml": "toml", "ini": "ini", "cfg": "ini",
-            "conf": "ini"}.get(suffix, "text")
-
-
-def parse(kind: str, text: str) -> Any:
-    try:
-        if kind == "json":
-            return json.loads(text)
-        if kind == "toml":
-            import tomllib
-            return tomllib.loads(text)
-        if kind == "yaml":
-            return _yaml(text)
-        if kind == "ini":
-            cp = configparser.ConfigParser(interpolation=None, strict=False)
-            cp.optionxform = str  # type: ignore[assignment,method-assign]
-            cp.read_string(text)
-            out: dict[str, Any] = {}
-            if cp.defaults():
-                out["DEFAULT"] = dict(cp.defaults())
-            for section in cp.sections():
-                out[section] = {k: v for k, v in cp.items(section, raw=True) if k not in cp.defaults()
-                                or cp.defaults()[k] != v}
-            return out
-        if kind == "env":
-            return parse_env(text)
-    except Unparsed:
-        raise
-    except Exception as exc:  # every parser has its own error classes
-        raise Unparsed(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
-    raise Unparsed("not a structured file type")
-
-
-def _yaml(text: str) -> Any:
-    from ruamel.yaml import YAML
-
-    docs = list(YAML(typ="safe", pure=True).load_all(text))
-    return docs[0] if len(docs) == 1 else docs
-
-
-_ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*(.*)$")
-
-
-def parse_env(text: str) -> dict[str, str]:
-    """A ``.env`` file: NAME=value lines, ``export`` allowed, quotes removed, # comments."""
-    out: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        m = _ENV_LINE.match(line)
-        if not m:
-            raise Unparsed(f"line {n} is not NAME=value")
-        value = m[2].strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        elif " #" in value:
-            value = value.split(" #", 1)[0].rstrip()
-        out[m[1]] = value
-    return out
 
 
 def key_path(file: str, parts: list[Any]) -> str:
@@ -173,15 +79,22 @@ class ConfigDiff:
         if pa is None or pb is None:
             kind = "added" if pa is None else "removed"
             g.status = kind
-            data = _read(pb if pa is None else pa)  # type: ignore[arg-type]
+            data = read(pb if pa is None else pa)  # type: ignore[arg-type]
             shown, masked = self._whole(rel, data)
             ch = Change("config", rel, kind, left=shown if pa else None, right=shown if pb else None, masked=masked)
             if self._emit(g, ch):
                 yield ch
             return
-        ba, bb = _read(pa), _read(pb)
+        la, lb = _link(pa, self.left_root), _link(pb, self.right_root)
+        if la != lb:   # a file made a link (to prod's own file, perhaps) differs even with the same bytes
+            g.status = "changed"
+            ch = Change("config", f"{rel} (link)", "changed", left=la or "a file", right=lb or "a file")
+            if self._emit(g, ch):
+                yield ch
+        ba, bb = read(pa), read(pb)
         if ba == bb:
-            g.status = "same"
+            if la == lb:
+                g.status = "same"
             return
         kind = file_type(rel)
         try:
@@ -189,7 +102,7 @@ class ConfigDiff:
                 raise Unparsed("no parser for this file type")
             if max(len(ba), len(bb)) > MAX_PARSE_BYTES[kind]:
                 raise Unparsed(f"{kind.upper()} over {MAX_PARSE_BYTES[kind] // 1000} KB, too slow to parse live")
-            da, db = _parsed(pa, ba, kind), _parsed(pb, bb, kind)
+            da, db = parsed(pa, ba, kind), parsed(pb, bb, kind)
         except Unparsed as exc:
             g.note = f"compared as text ({exc})"
             yield from self._text(rel, ba, bb, g)
@@ -315,7 +228,7 @@ def mask_line(line: str, shower: Shower) -> str:
     if m and m["value"] and shower.policy.is_secret_key(m["key"]):
         value = m["value"].strip().strip("'\"")
         line = f"{m['head']}{shower.policy.tag(value)}{m['tail']}"
-    return shower.policy.redact_text(line, [])
+    return shower.redact(line)
 
 
 _HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
@@ -329,29 +242,11 @@ def _shift_hunk(line: str, by: int) -> str:
     return f"@@ -{int(m[1]) + by}{m[2] or ''} +{int(m[3]) + by}{m[4] or ''} @@{line[m.end():]}"
 
 
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError:
-        return b""
-
-
-def _parsed(path: Path, data: bytes, kind: str) -> Any:
-    """Parse with a cache keyed by the file's identity and size, for live refreshes."""
-    try:
-        st = path.stat()
-        key: tuple[str, int, int, int] | None = (str(path), st.st_ino, st.st_mtime_ns, st.st_size)
-    except OSError:
-        key = None
-    if key is not None and key in _PARSE_CACHE and _PARSE_CACHE[key][0] == data:
-        return _PARSE_CACHE[key][1]
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise Unparsed("not UTF-8 text") from None
-    value = parse(kind, text)
-    if key is not None:
-        if len(_PARSE_CACHE) > 256:
-            _PARSE_CACHE.clear()
-        _PARSE_CACHE[key] = (data, value)
-    return value
+def _link(path: Path, root: Path) -> str | None:
+    """Where a link leads, as the diff says it: inside the side's root relatively, else the
+    absolute path; None for a plain file."""
+    if not path.is_symlink():
+        return None
+    real = Path(os.path.realpath(path))
+    top = Path(os.path.realpath(root))
+    return f"a link to {real.relative_to(top)}" if top in real.parents else f"a link to {real}"

@@ -69,7 +69,7 @@ class Side:
             self.server.psql("SET jit = off", self.db)
         except BackendError:
             pass   # a server without JIT
-        return int(self.server.value("SELECT current_setting('server_version_num')::int AS v", self.db) or 0)
+        return self.server.version()
 
 
 def read_schema(side: Side) -> dict[tuple[str, str], TableDef]:

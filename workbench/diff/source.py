@@ -36,6 +36,7 @@ class DiffSource:
     config_files: list[str]
     stores: dict[str, StoreView]
     secrets: SecretPolicy | None = None
+    redact: Callable[[str], str] | None = None   # the workspace's redactor: masks known values too
     describe: Describe | None = None        # the backend's normalised settings per service (docker)
     resolve: Callable[[str], Side] | None = None   # a ref's side as it is now (the watch re-reads runtime facts)
 

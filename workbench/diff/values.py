@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 from workbench.secrets import SecretPolicy
@@ -22,8 +23,12 @@ def abbreviate_blob(data: bytes, shown: int = 16) -> BlobText:
 
 
 class Shower:
-    def __init__(self, policy: SecretPolicy | None = None) -> None:
+    """Shows values: a value under a secret name is masked whole; every text is masked by
+    value and by shape through ``redact`` (the workspace's redactor), or by shape alone."""
+
+    def __init__(self, policy: SecretPolicy | None = None, redact: Callable[[str], str] | None = None) -> None:
         self.policy = policy or SecretPolicy()
+        self.redact = redact or (lambda text: self.policy.redact_text(text, ()))
         # identifies the masking, for cache keys (two policies with different keys mask differently)
         self.key = (tuple(sorted(self.policy.extra)), tuple(sorted(self.policy.allowed)), self.policy.tag(""))
 
@@ -38,8 +43,8 @@ class Shower:
         if isinstance(value, float) and not math.isfinite(value):
             return repr(value), False
         if isinstance(value, str):
-            shown, masked = self.policy.mask_value(name, value)
-            return shown, masked
+            shown = self.redact(value)
+            return shown, shown != value
         return value, False
 
     def row(self, columns: list[str], values: Any) -> tuple[dict[str, Any], bool]:

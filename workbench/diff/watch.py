@@ -22,7 +22,7 @@ from workbench.errors import ReproError
 
 
 def side_token(source: DiffSource, side: Any) -> tuple[Any, ...]:
-    from workbench.diff.config import matched_files
+    from workbench.configfiles import matched_files
 
     parts: list[Any] = []
     root = Path(side.config_root)

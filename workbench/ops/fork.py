@@ -105,7 +105,9 @@ class Fork(Operation):
 
     def after(self, result: Any) -> EnvInfo:
         self.ws.ready.spawn(self.env, FORKED)
-        return self.ws.status(self.env)
+        info = self.ws.status(self.env)
+        info.notes = self.ws.envs.egress_lines(self.env)
+        return info
 
     @classmethod
     def undo(cls, ws: Workspace, args: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ git that repro-tui ever makes, never finished by recovery, only taken back)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from workbench.model import PromoteResult
 from workbench.names import FORKED
 from workbench.ops.base import Operation, Progress
 from workbench.ops.cleanup import BRANCH_PREFIX
+from workbench.private import as_the_user
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
@@ -66,9 +68,17 @@ class Promote(Operation):
         if bad:
             raise Refused(f"refusing to commit data files: {', '.join(bad[:5])}.",
                           "Data never goes into git: move them out of the worktree or git-ignore them.")
+        leaving = [f for f in self.changed if _leaves(ws.worktree(env), f)]
+        if leaving:   # merged into prod's checkout, such a link would make prod read (or write) another file
+            raise Refused(f"refusing to commit links that lead out of {env}'s worktree: {', '.join(leaving[:5])}.",
+                          "Commit the file itself, or a link to a file inside the repository.")
         snaps = ws.state.snapshots(env)
         snap = row["last_reset"] or (snaps[-1].name if snaps else FORKED)
-        self.text = ws.redactor.text(message.strip(), env)
+        found = ws.redactor.found_in(message, env)
+        if found:   # refused, not altered: a commit message is history, and history is shared
+            raise InvalidInput(f"the commit message holds the value of {', '.join(found)}, which is secret.",
+                               "Write the message without it (say which setting changed, not its value).")
+        self.text = message.strip()
         self.full = (f"{self.text}\n\nRepro-Environment: {env}\nRepro-Forked-From: {row['forked_commit']}\n"
                      f"Repro-Snapshot: {env}@{snap}\n")
 
@@ -89,7 +99,7 @@ class Promote(Operation):
         if self.merge and self.prod_wt is not None:
             prod_branch = ws.spec.prod_branch
             txn.note(merging=True, prod_before=self.repo.rev(prod_branch), merged_commit=commit)
-            with txn.step(f"merge into {prod_branch}"):
+            with txn.step(f"merge into {prod_branch}"), as_the_user():   # prod's files keep the user's modes
                 self.prod_wt.merge(self.branch, f"Merge {self.branch}: {self.text.splitlines()[0]}\n\n"
                                                 f"Repro-Environment: {env}\n")
             merged = prod_branch
@@ -118,6 +128,16 @@ class Promote(Operation):
 
         repo.move_branch_back(branch, before, now, checked_out=Worktree(ws.root).current_branch() == branch)
         return "rolled-back"
+
+
+def _leaves(worktree: Path, rel: str) -> bool:
+    """Whether ``rel`` is a link whose target lies outside the worktree (or in its .git)."""
+    path = worktree / rel
+    if not path.is_symlink():
+        return False
+    real = Path(os.path.realpath(path))
+    top = Path(os.path.realpath(worktree))
+    return not (real == top or top in real.parents) or ".git" in real.relative_to(top).parts
 
 
 def _is_store_file(ws: Workspace, env: str, rel: str) -> bool:

@@ -55,6 +55,8 @@ class Store(ABC):
         # every write of a store passes the fence: it proves the target is a clone's own
         self.fence = fence or Fence(repro_dir.parent, repro_dir)
 
+    is_local = False        # its copies are files under .repro/ (prod_location is a path)
+
     # where things are ----------------------------------------------------------
     @abstractmethod
     def prod_location(self) -> str:
@@ -132,6 +134,10 @@ class Store(ABC):
         """A cheap token that changes when the data changes."""
         return ""
 
+    def verify(self, env: str) -> None:  # noqa: B027 - a store in a server has no files to check
+        """Raise OutsideClone when the clone's copy leads out of its own folders (a link to
+        prod's file planted in its data): before it is read, copied or used."""
+
 
 # --- local folder stores --------------------------------------------------------
 
@@ -154,6 +160,8 @@ class FolderStore(Store):
     Subclasses say how prod is copied (with scrubbing) and how one copy of the
     store's folder is copied to another (consistently, as fast as the disk allows).
     Every folder they are handed to fill has passed the fence: it is the clone's own."""
+
+    is_local = True
 
     @abstractmethod
     def copy_from_prod(self, dest_dir: Path, rules: list[ScrubRule], progress: Progress | None) -> None:
@@ -187,6 +195,9 @@ class FolderStore(Store):
     def location(self, env: str) -> str:
         return str(self.entry(self.data_dir(env)))
 
+    def verify(self, env: str) -> None:
+        self.fence.data(env, self.data_dir(env))
+
     def snapshot_location(self, env: str, snapshot: str) -> str:
         return str(self.entry(self.snapshot_dir(env, snapshot)))
 
@@ -216,10 +227,10 @@ class FolderStore(Store):
         if source is None:
             self.copy_from_prod(tmp, rules, progress)
         elif source_snapshot:
-            self.copy_dir(self.snapshot_dir(source, source_snapshot), tmp)
+            self.copy_dir(fence.data(source, self.snapshot_dir(source, source_snapshot)), tmp)
             fence.make_writable(dest, tmp)
         else:
-            self.copy_dir(self.data_dir(source), tmp)
+            self.copy_dir(fence.data(source, self.data_dir(source)), tmp)
         fence.rmtree(dest, final)
         fence.replace(dest, tmp, final)
 
@@ -227,7 +238,7 @@ class FolderStore(Store):
         fence = self.fence
         final = self.snapshot_dir(fence.clone(env), snapshot)
         tmp = self._fresh(env, final)
-        self.copy_dir(self.data_dir(env), tmp)
+        self.copy_dir(fence.data(env, self.data_dir(env)), tmp)
         fence.make_read_only(env, tmp)
         fence.replace(env, tmp, final)
 

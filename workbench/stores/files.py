@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -61,6 +62,31 @@ class FilesStore(FolderStore):
             progress(f"copying {self.name} from prod")
         fsutil.copy_tree(src, dest_dir)
         _relink(Path(dest_dir), src)
+        self._copy_links_to_prod(Path(dest_dir), src, progress)
+
+    def _copy_links_to_prod(self, dest: Path, prod: Path, progress: Progress | None) -> None:
+        """A link that leads out of the folder into prod's other files (its checkout, another
+        store) would let the clone write them: the copy gets the file it points at instead
+        (a link to a folder, or to nothing, is left out). Links elsewhere are kept."""
+        prod_real = os.path.realpath(prod)
+        for folder, dirs, files in os.walk(dest):
+            for name in dirs + files:
+                link = os.path.join(folder, name)
+                if not os.path.islink(link):
+                    continue
+                seen_from = os.path.join(prod, os.path.relpath(folder, dest))
+                real = os.path.realpath(os.path.join(seen_from, os.readlink(link)))
+                if real == prod_real or real.startswith(prod_real + os.sep):
+                    continue
+                if not any(real == str(p) or real.startswith(os.path.realpath(p) + os.sep)
+                           for p in self.fence.prod_paths):
+                    continue
+                os.unlink(link)
+                if os.path.isfile(real):
+                    shutil.copy2(real, link)
+                if progress:
+                    rel = os.path.relpath(link, dest)
+                    progress(f"{self.name}/{rel} pointed at {real}: the clone gets a copy of it, not the link")
 
     def copy_dir(self, src_dir: Path, dest_dir: Path, sync: bool = True) -> None:
         fsutil.copy_tree(src_dir, dest_dir)

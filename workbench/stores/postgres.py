@@ -58,6 +58,9 @@ TRASH = "trash-"
 MAX_IDENT = 63
 
 
+MAINTENANCE_DATABASES = ("postgres", "template0", "template1")
+
+
 class PostgresStore(Store):
     """One PostgreSQL database of a docker service, for every environment."""
 
@@ -251,6 +254,12 @@ class PostgresStore(Store):
 
     # --- checks ---------------------------------------------------------------------------------
     def check(self, rules: list[ScrubRule]) -> None:
+        if self.db in MAINTENANCE_DATABASES:
+            raise Refused(f"store '{self.name}' names the database {self.db!r}, the server's own maintenance "
+                          "database: a clone's copy is snapshotted and reset by renaming databases, which "
+                          "PostgreSQL does not allow for it.",
+                          "Keep the app's data in a database of its own (CREATE DATABASE app), and name that one "
+                          f"as 'database' of store '{self.name}' in repro.yaml.")
         srv = self.prod_server()
         if self.db not in srv.databases():
             raise NotFound(f"prod's server ({srv.name}) has no database named {self.db!r}.",
@@ -524,7 +533,7 @@ class PostgresStore(Store):
             for attempt in range(50):
                 srv.terminate(template)
                 try:
-                    srv.psql(f"CREATE DATABASE {qi(new)} TEMPLATE {qi(template)}")
+                    srv.psql(f"CREATE DATABASE {qi(new)} TEMPLATE {qi(template)}{_file_copy(srv)}")
                     break
                 except BackendError as exc:
                     if "being accessed by other users" not in str(exc) or attempt == 49:
@@ -656,6 +665,14 @@ class PostgresStore(Store):
             raise Refused(f"{env}'s {self.service} is not running: its data cannot be compared.",
                           f"Start it: repro-tui start {env}")
         return srv, self.snap_db(snapshot) if snapshot else self.db
+
+
+def _file_copy(srv: PgServer) -> str:
+    """``STRATEGY = FILE_COPY`` where the server has it (PostgreSQL 15): a template is copied
+    file by file after one checkpoint, at the speed of a copy, instead of being written
+    through the WAL page by page (15's default, several times slower for a large database).
+    Older servers copy files anyway."""
+    return " STRATEGY = FILE_COPY" if srv.version() >= 150000 else ""
 
 
 def _name_eq(actual: str, wanted: str) -> bool:

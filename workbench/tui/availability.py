@@ -63,6 +63,8 @@ def refusal(action: str, s: Situation) -> str | None:
             return f"{s.selected} has no service to start, stop or restart."
         if s.state == "pending":
             return f"{s.selected} has an operation that was cut off; it is recovered by the next change."
+    if action == "mail" and s.kind != "clone":
+        return "prod has no mail sink: its mail goes where prod sends it. Select a clone to read what it sent."
     if action == "logs":
         if s.kind is None:
             return "no environment is selected."

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import threading as _threading
 
     from workbench.diff.model import DiffReport
+    from workbench.journal import Recovered
     from workbench.model import EnvInfo, JournalEntry
     from workbench.redact import Redactor
     from workbench.spec import Spec
@@ -63,12 +64,14 @@ class Engine(Protocol):
     def list_envs(self) -> list[EnvInfo]: ...
     def journal(self, env: str | None = None, limit: int = 50) -> list[JournalEntry]: ...
     def pending(self) -> list[JournalEntry]: ...
-    def try_recover(self) -> list[JournalEntry]: ...
+    def try_recover(self) -> list[Recovered]: ...
     def watch(self, a: str, b: str, callback: Callable[[Any], None], stop_event: _threading.Event,
               **options: Any) -> None: ...
     def diff(self, a: str, b: str, **options: Any) -> DiffReport: ...
     def promote_preview(self, env: str) -> tuple[list[str], str]: ...
     def logs(self, env: str, service: str | None = None, follow: bool = False, lines: int = 200) -> Any: ...
+    def mail(self, env: str) -> Any: ...
+    def mail_message(self, env: str, mail_id: int) -> Any: ...
 
 
 def call(method: str, **kwargs: Any) -> Request:
@@ -238,6 +241,26 @@ class Gateway:
         finally:
             if reader is not None:
                 reader.close()
+
+    def mail_reader(self, env: str) -> tuple[Callable[[], list[list[str]]], Callable[[int], str]]:
+        """Two functions for the mail dialog's thread: the captured messages as rows (id, time,
+        from, to, subject), and one message as text; every word through the redactor."""
+        holder: dict[str, Engine] = {}
+
+        def ws() -> Engine:
+            if "ws" not in holder:
+                holder["ws"] = self.open_reader()
+            return holder["ws"]
+
+        def listing() -> list[list[str]]:
+            rows = [[str(m.id), time.strftime("%m-%d %H:%M:%S", time.localtime(m.time)), m.sender,
+                     ", ".join(m.to), m.subject] for m in ws().mail(env)]
+            return [[self.redact(cell, env) for cell in row] for row in rows]
+
+        def message(mail_id: int) -> str:
+            return self.redact(ws().mail_message(env, mail_id).text(), env)
+
+        return listing, message
 
     def log_reader(self, env: str) -> Callable[[str], list[str]]:
         """A function that reads a service's last lines (called from the logs dialog's thread)."""

@@ -47,6 +47,8 @@ KEYS: tuple[Key, ...] = (
     Key("restart", "X", "restart", "Restart", "Restart the services after a config change (prod: asks first)",
         footer=False),
     Key("logs", "l", "logs", "Logs", "Show the logs of the selected environment's services", footer=False),
+    Key("mail", "m", "mail", "Mail", "Show the mail the selected clone's services sent (caught, never delivered)",
+        footer=False),
     Key("compare", "c", "compare", "Compare", "Compare the clone with one of its snapshots instead of prod",
         footer=False),
     Key("filter", "slash", "filter", "Filter", "Filter the diff by path or value", footer=False),

@@ -203,10 +203,10 @@ class MainScreen(Screen[None]):
         self._show_snapshots()
         self._journal = message.journal
         self.query_one(Activity).show_journal(message.journal, now, self.wb.user)
-        for entry in message.recovered:
-            self._reported_pending.add(entry.id)
-            self.notify(f"{entry.op} of {entry.env} had been cut off half way; this screen recovered it "
-                        "(the Activity pane says how).", severity="warning", timeout=10)
+        for found in message.recovered:   # recovered by this screen's poller, at once
+            if found.done:
+                self._reported_pending.add(found.entry.id)
+            self.notify(found.sentence() + " (recovered by this screen).", severity="warning", timeout=10)
         for entry in message.pending:
             if entry.id not in self._reported_pending:
                 self._reported_pending.add(entry.id)
@@ -592,6 +592,13 @@ class MainScreen(Screen[None]):
             self.notify("this environment has no service, so there are no logs.", severity="warning")
             return
         self.app.push_screen(LogsDialog(env, services, self.gateway.log_reader(env)))
+
+    def action_mail(self) -> None:
+        from workbench.tui.dialogs.mail import MailDialog
+
+        env = self.selected or PROD
+        listing, message = self.gateway.mail_reader(env)
+        self.app.push_screen(MailDialog(env, listing, message))
 
     def action_compare(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog

@@ -2,61 +2,78 @@
 
 textual-serve (1.1) has no authentication of its own: anyone who can reach its port can
 open the app and drive it. A jump host is shared, so this module puts a token in front
-of it: the server binds 127.0.0.1 only, prints a URL with a random token once, and
-answers every request (page, static files, the websocket that drives the app, downloads)
-with 403 unless it carries that token — in the URL the first time, then in an HttpOnly,
-SameSite=Strict cookie. The websocket also checks its Origin, so another site open in
-the same browser cannot drive the screen. The token never reaches the app's process
-(its environment or command line), so ``ps`` on the host does not show it.
+of it: the server binds 127.0.0.1 only, prints a URL with a random token once, and serves
+the page, its static files, the websocket that drives the app and downloads only under
+the path ``/<token>/`` — every other request gets 403. The token is in the path, never
+in a cookie: a browser sends a cookie of 127.0.0.1 to every other service on that address
+(cookies ignore ports), and a path goes only where it is typed. The websocket also checks
+its Origin, so another site open in the same browser cannot drive the screen. The token
+never reaches the app's process (its environment or command line), nor a log line: the
+access log is off, and every line the server logs is one line, masked with the token as
+a secret value. A malformed request is one line, never a traceback.
 """
 
 from __future__ import annotations
 
-import hmac
+import logging
 import secrets
 import shlex
 import sys
 from pathlib import Path
 from typing import Any
 
-COOKIE = "repro_tui_token"
 HOST = "127.0.0.1"
 
 
 def make_server(root: Path, port: int, token: str, title: str) -> Any:
-    """A textual-serve Server for the workspace at ``root`` that demands ``token``."""
+    """A textual-serve Server for the workspace at ``root``, reachable only under ``/<token>/``."""
     from aiohttp import web
     from textual_serve.server import Server
 
-    command = f"{shlex.quote(sys.executable)} -m workbench -w {shlex.quote(str(root))}"
+    from workbench.redact import Redactor
+    from workbench.secrets import SecretPolicy
 
-    def authorised(request: web.Request) -> bool:
-        given = request.query.get("token") or request.cookies.get(COOKIE) or ""
-        return hmac.compare_digest(given.encode(), token.encode())
+    command = f"{shlex.quote(sys.executable)} -m workbench -w {shlex.quote(str(root))}"
+    prefix = f"/{token}"
+    redactor = Redactor(SecretPolicy(), lambda _env: {token: "the serve token"})
 
     def same_origin(request: web.Request) -> bool:
         origin = request.headers.get("Origin")
         return origin is None or origin in (f"http://{HOST}:{port}", f"http://localhost:{port}")
 
     @web.middleware
-    async def check_token(request: web.Request, handler: Any) -> web.StreamResponse:
-        if not authorised(request):
-            raise web.HTTPForbidden(text="repro-tui: open the URL with the token that 'repro-tui serve' printed.\n")
-        if request.path == "/ws" and not same_origin(request):
+    async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not (request.path == prefix or request.path.startswith(prefix + "/")):
+            raise web.HTTPForbidden(text="repro-tui: open the URL (with its token) that 'repro-tui serve' printed.\n")
+        if request.path == prefix + "/ws" and not same_origin(request):
             raise web.HTTPForbidden(text="repro-tui: the screen can only be driven from its own page.\n")
-        response = await handler(request)
-        if request.query.get("token"):
-            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
-        return response
+        return await handler(request)
+
+    class OneLine(logging.Formatter):
+        """A log record as one masked line: no traceback, no locals, never the token."""
+
+        def format(self, record: logging.LogRecord) -> str:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                exc = record.exc_info[1]
+                text += f": {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return "repro-tui serve: " + redactor.text(" ".join(text.split()))
 
     class TokenServer(Server):
+        def initialize_logging(self) -> None:
+            handler = logging.StreamHandler(sys.stderr)
+            handler.setFormatter(OneLine())
+            logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
+            logging.getLogger("aiohttp.access").disabled = True
+
         async def _make_app(self) -> web.Application:
-            app = await super()._make_app()
-            app.middlewares.append(check_token)
-            return app
+            inner = await super()._make_app()
+            outer = web.Application(middlewares=[guard])
+            outer.add_subapp(prefix + "/", inner)
+            return outer
 
         async def on_startup(self, app: web.Application) -> None:
-            self.console.print(f"repro-tui serving {root} on {self.public_url}/?token={token}", highlight=False,
+            self.console.print(f"repro-tui serving {root} on {self.public_url}{prefix}/", highlight=False,
                                soft_wrap=True)
             self.console.print("Only this URL opens it (the token is new each start). Ctrl+C stops serving.",
                                highlight=False)

@@ -7,12 +7,14 @@ Endpoints (JSON unless noted):
     GET  /orders?limit=N       the newest orders with their totals (also offset=, status=)
     GET  /orders/ID            one order: items, markdowns, discount, shipping, total
     POST /orders/ID/refund     refund a paid order: the row changes, a credit note is filed,
-                               the customer is mailed (see SMTP_HOST below)
+                               the customer is mailed with it (see SMTP_HOST below)
     GET  /customers/ID         one customer and their latest orders
 
 Settings come from the config file, then from the environment (which wins):
-    SMTP_HOST      where mail goes. Only a local sink (localhost / 127.0.0.1 / ::1) receives
-                   anything, appended to mail.outbox; this demo never opens a network connection.
+    SMTP_HOST      where mail goes, HOST or HOST:PORT (SMTP_PORT, default 25, when no port is
+                   given). Mail is sent over SMTP to a server on this machine only (localhost,
+                   127.0.0.1, ::1): a clone's mail sink. Any other host is logged, not contacted:
+                   this demo never opens a connection to another machine.
     DISCOUNT_MODE  overrides pricing.discount_mode.
 A ``.env`` file in the working folder provides defaults for the environment.
 """
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import re
+import smtplib
 import sqlite3
 import sys
 import time
@@ -30,6 +33,7 @@ import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -285,39 +289,57 @@ class Shop:
             customer = conn.execute("SELECT name, email FROM customers WHERE id = ?",
                                     (order["customer_id"],)).fetchone()
         refund_id = cur.lastrowid
-        self._file_credit_note(order_id, refund_id, priced["total"], priced["currency"], reason, now)
+        note = self._file_credit_note(order_id, refund_id, priced["total"], priced["currency"], reason, now)
         send_mail(self.settings, customer["email"], f"Your refund for order #{order_id}",
                   f"Dear {customer['name']},\n\nwe refunded {priced['total']} {priced['currency']} "
-                  f"for order #{order_id}.\n")
+                  f"for order #{order_id}. Your credit note is attached.\n", note)
         return {"order": order_id, "status": "refunded",
                 "refund": {"id": refund_id, "amount": priced["total"], "reason": reason, "created_at": now}}
 
     def _file_credit_note(self, order_id: int, refund_id: int | None, amount: str, currency: str, reason: str,
-                          when: str) -> None:
+                          when: str) -> Path | None:
         if self.uploads is None:
-            return
+            return None
         folder = self.uploads / "credit-notes"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"CN-{order_id:06d}.txt").write_text(
-            f"CREDIT NOTE CN-{order_id:06d}\nRefund #{refund_id} for order #{order_id}\n"
-            f"Amount: {amount} {currency}\nReason: {reason}\nDate: {when}\n", encoding="utf-8")
+        path = folder / f"CN-{order_id:06d}.txt"
+        path.write_text(f"CREDIT NOTE CN-{order_id:06d}\nRefund #{refund_id} for order #{order_id}\n"
+                        f"Amount: {amount} {currency}\nReason: {reason}\nDate: {when}\n", encoding="utf-8")
+        return path
 
 
-def send_mail(settings: Settings, to: str, subject: str, body: str) -> None:
-    """Mail goes to a local sink only: appended to the outbox file. Anything else is logged, not sent."""
-    host = settings.env.get("SMTP_HOST", "")
-    name = host.rsplit(":", 1)[0] if re.fullmatch(r".+:\d+", host) else host
-    name = name.strip("[]")
-    if name in LOCAL_SINKS:
-        outbox = Path(settings.get("mail.outbox", "outbox/mail.log"))
-        outbox.parent.mkdir(parents=True, exist_ok=True)
-        with outbox.open("a", encoding="utf-8") as f:
-            f.write(f"From: {settings.get('mail.from', 'shop@localhost')}\nTo: {to}\nSubject: {subject}\n"
-                    f"X-Sink: {host}\n\n{body}\n")
-        log(f"mail: '{subject}' delivered to the local sink {host} ({outbox})")
-    else:
-        log(f"mail: '{subject}' NOT sent: {host or 'no SMTP_HOST'} is not a local sink "
-            "(this demo app never opens a network connection)")
+def mail_server(settings: Settings) -> tuple[str, int]:
+    """SMTP_HOST as HOST or HOST:PORT; SMTP_PORT (default 25) when it names no port."""
+    host = settings.env.get("SMTP_HOST", "").strip()
+    port = settings.env.get("SMTP_PORT", "") or "25"
+    m = re.fullmatch(r"\[?(.+?)\]?:(\d+)", host)
+    if m:
+        host, port = m.group(1), m.group(2)
+    return host.strip("[]"), int(port) if port.isdigit() else 25
+
+
+def send_mail(settings: Settings, to: str, subject: str, body: str, attachment: Path | None = None) -> None:
+    """Mail goes over SMTP to a server on this machine (a clone's mail sink); any other host is
+    logged and not contacted."""
+    host, port = mail_server(settings)
+    if host not in LOCAL_SINKS:
+        log(f"mail: '{subject}' NOT sent: {host or 'no SMTP_HOST'} is not a server on this machine "
+            "(this demo app never opens a connection to another machine)")
+        return
+    msg = EmailMessage()
+    msg["From"] = settings.get("mail.from", "shop@localhost")
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(body)
+    if attachment is not None:
+        msg.add_attachment(attachment.read_bytes(), maintype="text", subtype="plain", filename=attachment.name)
+    try:
+        with smtplib.SMTP(host, port, timeout=5) as smtp:
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        log(f"mail: '{subject}' NOT sent: the mail server {host}:{port} did not take it ({exc})")
+        return
+    log(f"mail: '{subject}' sent to {host}:{port}")
 
 
 # --- HTTP ------------------------------------------------------------------------------
