@@ -86,6 +86,17 @@ class PtyProgram:
         raise AssertionError(f"{needle!r} never appeared (exit code {self.proc.poll()}); the last output:\n"
                              f"{self.text()[-1500:]}")
 
+    def wait_for_any(self, *needles: str, timeout: float = 30.0, since: int = 0) -> str:
+        """The first of ``needles`` to appear (steps of an operation may be painted or skipped)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            shown = self.text(since)
+            for needle in needles:
+                if needle in shown:
+                    return needle
+            time.sleep(0.02)
+        raise AssertionError(f"none of {needles!r} appeared; the last output:\n{self.text()[-1500:]}")
+
     def select_next(self, clone: str) -> None:
         """↓ in the screen's environment list, until ``clone``'s diff is on screen."""
         mark = self.mark()

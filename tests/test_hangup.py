@@ -1,8 +1,8 @@
 """Operations outlive their terminal: a hang-up, a closed SSH session or a killed screen
 never leaves one half done, and a cut-off one is recovered by whoever notices it first.
 
-The clone's service takes a second to stop and a second to start (as real services do),
-so that a hang-up lands in the middle of a reset for sure. Everything is real: an sshd of
+The clone's service takes a second to start (as real services do), so that a hang-up lands
+in the middle of a reset for sure. Everything is real: an sshd of
 the test's own, ssh clients in pseudo-terminals, the installed ``repro-tui``.
 """
 
@@ -41,6 +41,11 @@ server.timeout = 0.1
 while True:
     server.handle_request()
 """
+
+
+UNDER_WAY = ("services stopped", "data swapped", "services started", "starting web")
+"""A reset's steps as the screen or the command shows them: any one says it is under way (a
+quick step may be over before it is painted)."""
 
 
 @pytest.fixture
@@ -123,7 +128,7 @@ def test_a_screen_over_ssh_whose_client_is_killed_mid_reset(slow, sshd, tmp_path
         term.select_next("b1")                                # down: the clone b1
         mark = term.mark()
         term.type("r")
-        term.wait_for("services stopped", since=mark)        # the reset is under way: its service is stopping
+        term.wait_for_any(*UNDER_WAY, since=mark)             # the reset is under way
         os.kill(term.proc.pid, signal.SIGKILL)                # the SSH client dies (a laptop lid, a dead link)
         screen = int(pid_file.read_text())
         until(lambda: not pid_alive(screen), 15, "the hung-up screen to end")
@@ -137,7 +142,7 @@ def test_a_command_in_a_terminal_that_hangs_up_finishes_its_reset(slow, tmp_path
     env.pop("REPRO_READY", None)                              # the ready copy is made in the background, for real
     term = PtyProgram([str(REPRO_TUI), "reset", "b1"], cwd=slow, env=env)
     try:
-        term.wait_for("services stopped")
+        term.wait_for_any(*UNDER_WAY)
         term.hang_up()                                        # the terminal closes: SIGHUP, then EIO on every write
         code = term.proc.wait(timeout=30)
         assert code == 0, term.text()
@@ -154,7 +159,7 @@ def test_a_killed_screen_does_not_stop_its_operation(slow, tmp_path):
         term.select_next("b1")
         mark = term.mark()
         term.type("r")
-        term.wait_for("services stopped", since=mark)
+        term.wait_for_any(*UNDER_WAY, since=mark)
         term.proc.kill()
         term.proc.wait(timeout=10)
     finally:
