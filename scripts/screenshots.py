@@ -62,12 +62,15 @@ def prepare(base: Path):
     config = ws.worktree("bug1") / DEMO_BUG["config_file"]
     config.write_text(config.read_text().replace(f"discount_mode: {DEMO_BUG['buggy_value']}",
                                                  f"discount_mode: {DEMO_BUG['fixed_value']}"))
+    ws.stop("bug1")
+    ws.start("bug1")   # the fix runs: its check passes, prod's still fails
     ws.fork("prod", "bug2")
     ws.stop("bug2")
     return ws
 
 
 async def shoot(ws, out: Path, size: tuple[int, int]) -> list[Path]:
+    from workbench.demo import DEMO_BUG
     from workbench.tui.app import make_app
 
     made: list[Path] = []
@@ -117,6 +120,23 @@ async def shoot(ws, out: Path, size: tuple[int, int]) -> list[Path]:
         await pilot.press("escape", "question_mark")
         await pilot.pause(0.3)
         save("help")
+        await pilot.press("escape")
+        screen.query_one("#envs").select_name("bug1")
+        await pilot.press("K")                                  # the check's answers on prod and bug1
+        await until(lambda: app.screen.__class__.__name__ == "ReadingDialog")
+        await pilot.pause(0.3)
+        save("checks")
+        await pilot.press("escape", "W")                        # the post-mortem
+        await until(lambda: app.screen.__class__.__name__ == "ReadingDialog")
+        await pilot.pause(0.5)
+        save("report")
+        await pilot.press("escape")
+        prod_config = ws.root / DEMO_BUG["config_file"]         # a hot fix by hand on prod: drift
+        prod_config.write_text(prod_config.read_text().replace("shipping_fee: 4.90", "shipping_fee: 5.90"))
+        await pilot.press("D")
+        await until(lambda: app.screen.__class__.__name__ == "ReadingDialog")
+        await pilot.pause(0.3)
+        save("drift")
     return made
 
 

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.check_results import CheckResult
 from workbench.errors import ReproError
 from workbench.model import EnvInfo, PromoteResult, SnapshotInfo
 
-METHODS = frozenset({"fork", "snapshot", "reset", "undo_reset", "promote", "destroy", "start", "stop", "restart"})
+METHODS = frozenset({"fork", "snapshot", "reset", "undo_reset", "promote", "destroy", "start", "stop", "restart",
+                     "check"})
 """The workspace's methods that may run detached: the operations that change it."""
 OPS_DIR = "ops"
 KEEP_SECONDS = 86400   # files of a run whose starter never came back for them
@@ -128,6 +130,8 @@ def _forget_old(folder: Path) -> None:
 # what the result file holds: the engine's results as JSON, and back --------------------------
 
 def encode(value: Any) -> dict[str, Any]:
+    if isinstance(value, list) and value and all(isinstance(v, CheckResult) for v in value):
+        return {"checks": [v.as_dict() for v in value]}
     if isinstance(value, EnvInfo):
         return {"env": value.as_dict()}
     if isinstance(value, SnapshotInfo):
@@ -147,6 +151,8 @@ def decode(doc: dict[str, Any]) -> Any:
         return SnapshotInfo(**doc["snapshot"])
     if "promoted" in doc:
         return PromoteResult(**doc["promoted"])
+    if "checks" in doc:
+        return [CheckResult(**c) for c in doc["checks"]]
     return doc.get("value")
 
 

@@ -112,7 +112,24 @@ class Journal:
         op.prepare()
         with self.transaction(op) as txn:
             result = op.run(txn)
-        return op.after(result)
+        result = op.after(result)
+        self.checks_after(op)
+        return result
+
+    def checks_after(self, op: Operation) -> None:
+        """The checks of repro.yaml, after an operation that (re)starts an environment's
+        services. Here, not in each operation: once the writer lock is released and the
+        operation is over, so a check that fails or hangs never holds the lock or rolls back
+        the fork; an operation asks for it with ``checks_after``."""
+        if not op.checks_after or not self.ws.spec.checks:
+            return
+        from workbench.ops.check import Check
+
+        try:
+            self.run(Check(self.ws, op.env, trigger=op.name, progress=op.progress))
+        except ReproError as exc:   # the operation is done: a check that cannot run is said, not raised
+            if op.progress:
+                op.progress(f"checks not run: {exc.message}")
 
     @contextmanager
     def transaction(self, op: Operation) -> Iterator[Txn]:

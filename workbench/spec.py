@@ -37,6 +37,7 @@ TOP_KEYS = (
     "secrets",
     "not_secrets",
     "docker",
+    "checks",
 )
 PROD_KEYS = ("branch", "compose_project")
 CLONE_KEYS = ("overrides", "scrub", "egress", "stop_grace")
@@ -63,6 +64,12 @@ STORE_KEYS = {
     "postgres": ("type", "service", "database", "user", "password", "port", "volume"),
 }
 DOCKER_KEYS = ("bind_mounts", "pause_prod_for_copy")
+HTTP_CHECK_KEYS = ("http", "service", "headers", "body", "expect", "runs", "timeout", "clones_only")
+COMMAND_CHECK_KEYS = ("command", "expect", "runs", "timeout")
+HTTP_EXPECT_KEYS = ("status", "text", "json", "latency_ms")
+COMMAND_EXPECT_KEYS = ("exit", "text", "latency_ms")
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+PROD_METHODS = ("GET", "HEAD")   # all prod ever receives from a check
 
 
 @dataclass
@@ -138,6 +145,60 @@ class ScrubRule:
 
 
 @dataclass
+class CheckSpec:
+    """A check: a probe that says whether an environment shows the failure (``checks:``).
+
+    ``http``: a request to one of the environment's services; ``command``: a command run in
+    a clone's worktree with the clone's environment (clones only). What passing means:
+    ``status`` (any below 400 when empty), a ``text`` in the body or the output, ``json``
+    fields, a bound on the median latency of ``runs`` runs, the ``exit`` code of a command."""
+
+    name: str
+    kind: str                                   # "http" | "command"
+    method: str = "GET"
+    path: str = "/"
+    service: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: str | None = None
+    command: str | list[str] | None = None
+    status: list[int] = field(default_factory=list)
+    text: str | None = None
+    json: dict[str, Any] = field(default_factory=dict)
+    latency_ms: float | None = None
+    exit: int = 0
+    runs: int = 3
+    timeout: float = 5.0
+    clones_only: bool = False
+
+    @property
+    def on_prod(self) -> bool:
+        """Whether the check runs against prod too (HTTP GET or HEAD only)."""
+        return self.kind == "http" and not self.clones_only and self.method in PROD_METHODS
+
+    @property
+    def request(self) -> str:
+        """``GET /orders/1042`` or the command, as one line."""
+        if self.kind == "http":
+            return f"{self.method} {self.path}"
+        return self.command if isinstance(self.command, str) else " ".join(self.command or [])
+
+    @property
+    def expectation(self) -> str:
+        """What passing means, in words: ``status 200``, ``exit 0, "ok" in the output``."""
+        parts = []
+        if self.kind == "http":
+            parts.append("status " + " or ".join(map(str, self.status)) if self.status else "a status below 400")
+        else:
+            parts.append(f"exit {self.exit}")
+        if self.text is not None:
+            parts.append(f"{self.text!r} in the {'body' if self.kind == 'http' else 'output'}")
+        parts += [f"{k} = {v!r}" for k, v in self.json.items()]
+        if self.latency_ms is not None:
+            parts.append(f"median under {self.latency_ms:g} ms")
+        return ", ".join(parts)
+
+
+@dataclass
 class Spec:
     root: Path
     name: str
@@ -153,6 +214,7 @@ class Spec:
     secrets: list[str] = field(default_factory=list)
     not_secrets: list[str] = field(default_factory=list)
     docker: dict[str, Any] = field(default_factory=dict)
+    checks: dict[str, CheckSpec] = field(default_factory=dict)
     egress_allow: list[str] = field(default_factory=list)   # clone.egress.allow: host:port a clone may reach
     # clone.stop_grace: seconds a service of a clone gets to stop when a reset, an undo or a
     # destroy throws its state away (default 0: killed at once; a plain stop is always graceful)
@@ -446,6 +508,114 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
     return svc
 
 
+def _parse_checks(loc: _Loc, node: CommentedMap, spec: Spec) -> dict[str, CheckSpec]:
+    """``checks:`` by name. A request other than GET or HEAD is refused here unless the
+    check says ``clones_only: true``: prod only ever receives GET and HEAD."""
+    checks = {}
+    for name, item in node.items():
+        problem = name_problem(str(name))
+        if problem:
+            raise _bad(loc.of_key(node, name), f"invalid check name '{name}': {problem}.")
+        if not isinstance(item, dict):
+            raise _bad(loc.of_value(node, name), f"check '{name}' must be a mapping with 'http' or 'command'.")
+        if ("http" in item) == ("command" in item):
+            raise _bad(loc.of_key(node, name), f"check '{name}' needs one of 'http' (e.g. http: GET /health) "
+                       "or 'command' (clones only).")
+        kind = "http" if "http" in item else "command"
+        _check_keys(loc, item, HTTP_CHECK_KEYS if kind == "http" else COMMAND_CHECK_KEYS,
+                    f"check '{name}' ({kind})")
+        check = CheckSpec(name=str(name), kind=kind)
+        if kind == "http":
+            _http_request(loc, item, check, spec)
+        else:
+            cmd = item["command"]
+            if isinstance(cmd, list) and cmd and all(isinstance(c, (str, int)) for c in cmd):
+                check.command = [str(c) for c in cmd]
+            elif isinstance(cmd, str) and cmd.strip():
+                check.command = cmd
+            else:
+                raise _bad(loc.of_value(item, "command"), f"'command' must be text or a list, not {_kind(cmd)}.")
+            check.runs, check.timeout = 1, 30.0
+        expect = _mapping(loc, item, "expect", "what passing means")
+        _check_keys(loc, expect, HTTP_EXPECT_KEYS if kind == "http" else COMMAND_EXPECT_KEYS,
+                    f"'expect' of check '{name}'")
+        _expectations(loc, expect, check)
+        if "runs" in item:
+            check.runs = _number(loc, item, "runs", 1, 20, "a whole number of runs, 1-20", whole=True)
+        if "timeout" in item:
+            check.timeout = _number(loc, item, "timeout", 0.1, 600, "seconds, 0.1-600")
+        checks[check.name] = check
+    return checks
+
+
+def _http_request(loc: _Loc, item: Any, check: CheckSpec, spec: Spec) -> None:
+    words = _str(loc, item, "http", "METHOD PATH, e.g. GET /orders/1042").split()
+    if len(words) == 1:
+        words = ["GET", *words]
+    if len(words) != 2 or not words[1].startswith("/"):
+        raise _bad(loc.of_value(item, "http"), f"'http' must read METHOD PATH, e.g. GET /orders/1042, not "
+                   f"{item['http']!r}.")
+    method = words[0].upper()
+    if method not in HTTP_METHODS:
+        raise _bad(loc.of_value(item, "http"), f"unknown HTTP method {words[0]!r}.",
+                   f"Use one of: {', '.join(HTTP_METHODS)}.")
+    check.method, check.path = method, words[1]
+    if "clones_only" in item:
+        if not isinstance(item["clones_only"], bool):
+            raise _bad(loc.of_value(item, "clones_only"), "'clones_only' must be true or false.")
+        check.clones_only = item["clones_only"]
+    if method not in PROD_METHODS and not check.clones_only:
+        raise _bad(loc.of_value(item, "http"), f"check '{check.name}' would send {method} to prod, and prod only "
+                   "ever receives GET or HEAD.",
+                   "Make it a GET (or HEAD), or add 'clones_only: true' to run it on clones only.")
+    with_port = [n for n, s in spec.services.items() if s.port or s.ports]
+    if "service" in item:
+        check.service = _str(loc, item, "service", "a service's name")
+        if check.service not in spec.services and not spec.compose_project:
+            raise _bad(loc.of_value(item, "service"), f"check '{check.name}' names the service '{check.service}', "
+                       "which is not under 'services'.", _suggest(check.service, list(spec.services)))
+    elif with_port:
+        check.service = with_port[0]
+    else:
+        raise _bad(loc.of_key(item, "http"), f"check '{check.name}' needs 'service': the service to send it to.")
+    check.headers = _env_map(loc, item, "headers")
+    if "body" in item:
+        check.body = _str(loc, item, "body", "the request's body")
+
+
+def _expectations(loc: _Loc, expect: Any, check: CheckSpec) -> None:
+    if "status" in expect:
+        value = expect["status"]
+        codes = value if isinstance(value, list) else [value]
+        if not codes or not all(isinstance(c, int) and not isinstance(c, bool) and 100 <= c <= 599 for c in codes):
+            raise _bad(loc.of_value(expect, "status"), f"'status' must be an HTTP status 100-599 (or a list of "
+                       f"them), not {_kind(value)}.")
+        check.status = list(codes)
+    if "exit" in expect:
+        check.exit = int(_number(loc, expect, "exit", 0, 255, "an exit code, 0-255", whole=True))
+    if "text" in expect:
+        check.text = _str(loc, expect, "text", "a text the body or output holds")
+    if "json" in expect:
+        fields = expect["json"]
+        if not isinstance(fields, dict) or not fields:
+            raise _bad(loc.of_value(expect, "json"), "'json' must map field paths to values, e.g. "
+                       "{total: \"60.98\", items.0.sku: NW-0001}.")
+        for key, value in fields.items():
+            if isinstance(value, (dict, list)):
+                raise _bad(loc.of_value(fields, key), f"the expected value of '{key}' must be a plain value.")
+        check.json = {str(k): v for k, v in fields.items()}
+    if "latency_ms" in expect:
+        check.latency_ms = _number(loc, expect, "latency_ms", 0.001, 3_600_000, "milliseconds")
+
+
+def _number(loc: _Loc, node: Any, key: str, low: float, high: float, what: str, whole: bool = False) -> Any:
+    value = node[key]
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or (whole and not isinstance(value, int))
+            or not low <= value <= high):
+        raise _bad(loc.of_value(node, key), f"'{key}' must be {what}, not {_kind(value)}.")
+    return value
+
+
 MAX_NESTING = 64
 MAX_VALUES = 20_000   # values of the whole file, once its aliases are expanded (a repro.yaml has hundreds)
 
@@ -634,6 +804,7 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
     if "bind_mounts" in docker and docker["bind_mounts"] not in ("copy", "share-readonly"):
         raise _bad(loc.of_value(docker, "bind_mounts"), "'bind_mounts' must be 'copy' or 'share-readonly'.")
     spec.docker = dict(docker)
+    spec.checks = _parse_checks(loc, _mapping(loc, data, "checks", "checks by name"), spec)
     for sname, svc in spec.services.items():
         for dep in svc.depends_on:
             if dep not in spec.services:

@@ -55,6 +55,28 @@ CREATE TABLE IF NOT EXISTS journal (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+# What each check said of an environment, kept for the screen, the promote trailers and
+# the post-mortem. ``outcome``: pass | fail | error (could not run) | skipped (clones only).
+CHECKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS check_results (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    env TEXT NOT NULL,
+    name TEXT NOT NULL,
+    at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    request TEXT NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'http',
+    status INTEGER,
+    latency_ms REAL,
+    reason TEXT NOT NULL DEFAULT '',
+    failure TEXT NOT NULL DEFAULT '',
+    body TEXT NOT NULL DEFAULT '',
+    runs TEXT NOT NULL DEFAULT '[]',
+    trigger TEXT,
+    journal_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS check_results_by_env ON check_results (env, name, id);
+"""
 
 
 def current_user() -> tuple[str, str]:
@@ -88,6 +110,7 @@ class State:
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self.db.executescript(CHECKS_SCHEMA)
             self._add_owners()
         except sqlite3.OperationalError:
             self.db.close()
@@ -230,3 +253,32 @@ class State:
         return JournalEntry(id=r["id"], op=r["op"], env=r["env"], args=json.loads(r["args"]),
                             started_at=r["started_at"], finished_at=r["finished_at"], outcome=r["outcome"],
                             message=r["message"], user=r["user"], host=r["host"], steps=json.loads(r["steps"]))
+
+    # check results
+    def add_check_result(self, row: dict[str, Any]) -> None:
+        """One check's result on one environment (the keys of ``check_results``; text masked)."""
+        row = {**row, "runs": json.dumps(row.get("runs") or [])}
+        cols = ", ".join(row)
+        self.db.execute(f"INSERT INTO check_results ({cols}) VALUES ({', '.join('?' for _ in row)})",
+                        tuple(row.values()))
+
+    def check_results(self, env: str | None = None, since: float | None = None) -> list[dict[str, Any]]:
+        """Every result, oldest first (of one environment, since a time)."""
+        sql = "SELECT * FROM check_results WHERE at >= ?"
+        args: list[Any] = [since or 0.0]
+        if env is not None:
+            sql += " AND env = ?"
+            args.append(env)
+        return [self._check_row(r) for r in self.db.execute(sql + " ORDER BY id", args).fetchall()]
+
+    def latest_check_results(self) -> list[dict[str, Any]]:
+        """The last result of each check on each environment."""
+        rows = self.db.execute("SELECT * FROM check_results WHERE id IN (SELECT max(id) FROM check_results "
+                               "GROUP BY env, name) ORDER BY env, name").fetchall()
+        return [self._check_row(r) for r in rows]
+
+    @staticmethod
+    def _check_row(r: sqlite3.Row) -> dict[str, Any]:
+        out = dict(r)
+        out["runs"] = json.loads(out["runs"])
+        return out

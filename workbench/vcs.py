@@ -104,10 +104,18 @@ class Repo:
             return []
 
     def delete_ref(self, ref: str) -> None:
-        try:
-            self.git.update_ref("-d", ref)
-        except GitCommandError:
-            pass
+        """Delete one of repro-tui's refs. Its callers hold the workspace's writer lock, and
+        repro-tui writes these refs only under it: a ``.lock`` file left beside the ref is the
+        remains of a git killed with its repro-tui, and is removed rather than obeyed."""
+        for attempt in (1, 2):
+            try:
+                self.git.update_ref("-d", ref)
+                return
+            except GitCommandError as exc:
+                stale = Path(self.repo.common_dir) / f"{ref}.lock"
+                if attempt == 2 or "lock" not in str(exc).lower() or not ref.startswith("refs/repro/"):
+                    return
+                stale.unlink(missing_ok=True)
 
     def parents(self, commit: str) -> list[str]:
         return self.git.rev_list("--parents", "-n", "1", commit).split()[1:]
@@ -129,6 +137,46 @@ class Repo:
             self.git.reset("--keep", "--quiet", to)
         else:
             self.git.update_ref(f"refs/heads/{branch}", to, expected)
+
+    # reading prod's checkout and history for drift and the post-mortem: no optional locks,
+    # so not even the index's stat cache is written
+    def drifted(self, rev: str, pathspecs: list[str]) -> dict[str, str]:
+        """path -> git's status letter (M, A, D, T) of every file under ``pathspecs`` that
+        differs between the checkout and ``rev``; untracked files that git does not ignore: A."""
+        env = {"GIT_OPTIONAL_LOCKS": "0"}
+        out: dict[str, str] = {}
+        parts = self.git.diff("--no-renames", "--name-status", "-z", rev, "--", *pathspecs, env=env).split("\0")
+        for status, path in zip(parts[0::2], parts[1::2], strict=False):
+            if path:
+                out[path] = status[:1]
+        for path in self.git.ls_files("--others", "--exclude-standard", "-z", "--", *pathspecs, env=env).split("\0"):
+            if path:
+                out[path] = "A"
+        return out
+
+    def write_files(self, rev: str, paths: list[str], folder: Path) -> None:
+        """Write the files ``paths`` as they are in ``rev`` under ``folder`` (those it has)."""
+        for path in paths:
+            try:
+                data = self.git.cat_file("blob", f"{rev}:{path}", stdout_as_string=False,
+                                         strip_newline_in_stdout=False)
+            except GitCommandError:
+                continue   # not in that revision: added since
+            dest = folder / path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(data)
+
+    def commit_info(self, rev: str) -> dict[str, str] | None:
+        """A commit's sha, author, time, message and the files it changed against its first parent."""
+        try:
+            head = self.git.show("-s", "--format=%H%x00%an%x00%ae%x00%at%x00%P%x00%B", rev)
+            files = self.git.diff_tree("-r", "--no-commit-id", "--name-only", "--no-renames", "-m",
+                                       "--first-parent", rev)
+        except GitCommandError:
+            return None
+        sha, name, email, at, parents, body = head.split("\0", 5)
+        return {"sha": sha, "author": name, "email": email, "at": at, "parent": parents.split(" ")[0],
+                "message": body.strip(), "files": files}
 
     def extract_tree(self, tree: str, folder: Path) -> None:
         """Write the files of a tree (or commit) into ``folder`` (``git archive | tar -x``)."""

@@ -43,8 +43,11 @@ from workbench.stores import make_store
 from workbench.stores.base import Store
 
 if TYPE_CHECKING:
+    from workbench.check_results import CheckResult
     from workbench.diff.model import DiffReport
+    from workbench.drift import Drift
     from workbench.ops.base import Operation
+    from workbench.postmortem import PostMortem
     from workbench.vcs import Repo
 
 Progress = Callable[[str], None]
@@ -220,6 +223,40 @@ class Workspace:
 
         return preview(self, env)
 
+    def check_results(self, env: str | None = None, since: float | None = None) -> list[CheckResult]:
+        """Every check result kept (of one environment, since a time), oldest first."""
+        from workbench.check_results import CheckResult
+
+        return [CheckResult.from_row(r) for r in self.state.check_results(env, since)]
+
+    def latest_checks(self) -> list[CheckResult]:
+        """The last result of each check on each environment."""
+        from workbench.check_results import CheckResult
+
+        return [CheckResult.from_row(r) for r in self.state.latest_check_results()]
+
+    def drift(self) -> Drift:
+        """What prod runs that its branch or its declaration does not say (read only)."""
+        from workbench.drift import prod_drift
+
+        return prod_drift(self)
+
+    def postmortem(self, envs: list[str] | None = None, since: float | None = None) -> PostMortem:
+        """The evidence of an investigation, assembled (``workbench.postmortem_md`` writes it)."""
+        from workbench.postmortem import gather
+
+        return gather(self, envs, since)
+
+    def save_postmortem(self, envs: list[str] | None = None) -> tuple[Path, str]:
+        """The post-mortem written as Markdown under ``.repro/reports/``; (its path, its text)."""
+        from workbench.postmortem import default_path, write_report
+        from workbench.postmortem_md import markdown
+
+        text = self.redactor.text(markdown(self.postmortem(envs)))
+        path = default_path(self, envs)
+        write_report(path, text)
+        return path, text
+
     def side(self, ref: str) -> Side:
         return self.envs.side(ref)
 
@@ -238,10 +275,10 @@ class Workspace:
     def run(self, op: Operation) -> Any:
         return self.transactions.run(op)
 
-    def fork(self, source: str, name: str, progress: Progress | None = None) -> EnvInfo:
+    def fork(self, source: str, name: str, progress: Progress | None = None, with_drift: bool = False) -> EnvInfo:
         from workbench.ops.fork import Fork
 
-        return self.run(Fork(self, source, name, progress))
+        return self.run(Fork(self, source, name, progress, with_drift=with_drift))
 
     def snapshot(self, env: str, name: str | None = None, progress: Progress | None = None) -> SnapshotInfo:
         from workbench.ops.snapshot import Snapshot
@@ -289,6 +326,13 @@ class Workspace:
         from workbench.ops.restart import Restart
 
         return self.run(Restart(self, env, progress))
+
+    def check(self, env: str, names: list[str] | None = None, trigger: str = "cli",
+              progress: Progress | None = None) -> list[CheckResult]:
+        """Run repro.yaml's checks on ``env`` (and on prod beside it); the results are kept."""
+        from workbench.ops.check import Check
+
+        return self.run(Check(self, env, names, trigger, progress))
 
     def make_ready(self, env: str, snapshot: str) -> bool:
         """Prepare the ready copy of a snapshot (run by the detached helper)."""

@@ -155,3 +155,8 @@ class Backend(ABC):
     def describe(self, ctx: EnvContext) -> dict[str, dict[str, Any]]:
         """Normalised runtime settings per service, for the services diff."""
         return {}
+
+    def running_settings(self) -> dict[str, Any]:
+        """Per service of prod, the settings its container runs with now and its labels (docker:
+        for prod's drift); nothing for backends without containers."""
+        return {}

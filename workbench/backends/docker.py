@@ -741,6 +741,16 @@ class DockerBackend(Backend):
             out[svc] = data
         return out
 
+    def running_settings(self) -> dict[str, tuple[Settings, dict[str, str]]]:
+        """Per service of prod, the settings its container runs with now, and its labels (raw
+        values: whoever shows them masks them). Read only: prod's containers are inspected."""
+        out = {}
+        for svc, c in sorted(self.prod_containers(refresh=True).items()):
+            with engine_call(f"inspecting {c.name}"):
+                c.reload()
+            out[svc] = (settings_from_inspect(c.attrs, self._image_env(c.attrs["Config"]["Image"])), dict(c.labels))
+        return out
+
     # --- destroy -----------------------------------------------------------------------
     def destroy(self, ctx: EnvContext, progress: Progress | None = None) -> None:
         """Remove every container, volume and network labelled for this clone. Idempotent."""

@@ -199,8 +199,9 @@ def cmd_mail(c: Call) -> int:
 
 def cmd_fork(c: Call) -> int:
     a = c.args
-    e = c.ws.fork(a.source, a.name, progress=c.progress)
+    e = c.ws.fork(a.source, a.name, progress=c.progress, with_drift=a.with_drift)
     c.done()
+    carried = c.ws.journal(e.name, 5)[-1].message if a.with_drift else None
 
     def text() -> None:
         c.out.write(f"forked {a.source} into {e.name} in {time.perf_counter() - c.progress.t0:.2f} s\n")
@@ -208,12 +209,28 @@ def cmd_fork(c: Call) -> int:
             if s.get("port"):
                 c.out.write(f"  {name}: http://127.0.0.1:{s['port']}\n")
         c.out.write(f"  worktree: {e.worktree}\n  reset its data any time: repro-tui reset {e.name}\n")
+        if carried:
+            c.out.write(f"  {carried}\n")
         c.out.write(f"  its mail: repro-tui mail {e.name}\n")
         for note in e.notes:
             c.out.write(f"  {note}\n")
+        _verdicts(c, e.name)
 
-    c.out.emit(e.as_dict(), text)
+    c.out.emit({**e.as_dict(), **_checks_json(c, e.name), **({"drift": carried} if a.with_drift else {})}, text)
     return 0
+
+
+def _verdicts(c: Call, env: str) -> None:
+    """The checks' verdicts after an operation that ran them (none when repro.yaml has none)."""
+    from workbench.cli.incident import verdict_lines
+
+    c.out.write("".join(line + "\n" for line in verdict_lines(c.ws, env)))
+
+
+def _checks_json(c: Call, env: str) -> dict:
+    from workbench.cli.incident import checks_json
+
+    return {"checks": checks_json(c.ws, env)} if c.ws.spec.checks else {}
 
 
 def cmd_snapshot(c: Call) -> int:
@@ -243,8 +260,12 @@ def cmd_reset(c: Call) -> int:
     s = c.ws.reset(a.env, a.snapshot, code=a.code, progress=c.progress)
     c.done()
     took = time.perf_counter() - t0
-    c.out.emit({"env": a.env, "snapshot": s.name, "seconds": took}, lambda: c.out.write(
-        f"{a.env} reset to {s.name} in {took * 1000:.0f} ms (undo: repro-tui reset {a.env} --undo)\n"))
+
+    def text() -> None:
+        c.out.write(f"{a.env} reset to {s.name} in {took * 1000:.0f} ms (undo: repro-tui reset {a.env} --undo)\n")
+        _verdicts(c, a.env)
+
+    c.out.emit({"env": a.env, "snapshot": s.name, "seconds": took, **_checks_json(c, a.env)}, text)
     return 0
 
 
@@ -302,7 +323,14 @@ def _services(c: Call, what: str) -> int:
             return 1
     e = getattr(ws, what)(env, progress=c.progress)
     c.done()
-    c.out.emit(e.as_dict(), lambda: c.out.write(f"{e.name}: {e.state}\n"))
+    start = what != "stop"   # start and restart run the checks after them
+
+    def text() -> None:
+        c.out.write(f"{e.name}: {e.state}\n")
+        if start:
+            _verdicts(c, e.name)
+
+    c.out.emit({**e.as_dict(), **(_checks_json(c, e.name) if start else {})}, text)
     return 0
 
 
@@ -316,6 +344,24 @@ def cmd_stop(c: Call) -> int:
 
 def cmd_restart(c: Call) -> int:
     return _services(c, "restart")
+
+
+def cmd_check(c: Call) -> int:
+    from workbench.cli.incident import run_check
+
+    return run_check(c)
+
+
+def cmd_drift(c: Call) -> int:
+    from workbench.cli.incident import run_drift
+
+    return run_drift(c)
+
+
+def cmd_report(c: Call) -> int:
+    from workbench.cli.incident import run_report
+
+    return run_report(c)
 
 
 def cmd_recover(c: Call) -> int:
@@ -405,4 +451,7 @@ COMMANDS: dict[str | None, Callable[[Call], int]] = {
     "serve": cmd_serve,
     "init": cmd_init,
     "recover": cmd_recover,
+    "check": cmd_check,
+    "drift": cmd_drift,
+    "report": cmd_report,
 }

@@ -83,6 +83,9 @@ def build_parser() -> Parser:
     p = cmd("fork", "fork prod (or a clone, or CLONE@SNAPSHOT) into a new clone")
     p.add_argument("source", help="prod, a clone, or CLONE@SNAPSHOT")
     p.add_argument("name", help="the new clone's name: a-z, 0-9 and '-', e.g. bug-1042")
+    p.add_argument("--with-drift", action="store_true",
+                   help="give the clone prod's live files and container settings where they differ from prod's "
+                        "branch (see: repro-tui drift), so a hot fix can be reviewed and promoted")
     p = cmd("snapshot", "snapshot a clone's data and worktree (or delete a snapshot)")
     p.add_argument("env", help="a clone (prod is read-only)")
     p.add_argument("name", nargs="?", help="default: s1, s2, ...")
@@ -131,4 +134,29 @@ def build_parser() -> Parser:
     p = cmd("init", "write a commented repro.yaml for a running docker compose project")
     p.add_argument("project", nargs="?", help="the compose project's name (default: the only one running)")
     cmd("recover", "roll back or finish operations that were cut off")
+    add_incident_commands(cmd)
     return parser
+
+
+def add_incident_commands(cmd: Any) -> None:
+    """check, drift and report: reproduce, explain and write up an incident."""
+    p = cmd("check", "run repro.yaml's checks on an environment, beside prod (exit 1 when one fails on it)",
+            epilog="A check says whether an environment shows the failure (repro.yaml, section checks). Each "
+                   "runs on ENV and on prod beside it; prod only ever receives GET or HEAD. Checks also run "
+                   "after every fork, reset and start. Exit 0 when every check passes on ENV, 1 when one fails "
+                   "or cannot run.")
+    p.add_argument("env", help="prod or a clone")
+    p.add_argument("name", nargs="?", help="one check (default: all), shown with both responses and their "
+                                           "differences")
+    cmd("drift", "what prod runs that its branch or its declaration does not say (files, containers)",
+        epilog="Files: prod's checkout against its branch, under config_files, repro.yaml and the files its "
+               "services name. Containers (docker): each one as it runs against repro.yaml or the compose file. "
+               "Read only; secrets masked. Carry it into a clone: repro-tui fork prod NAME --with-drift")
+    p = cmd("report", "write the post-mortem in Markdown: summary, timeline, drift, commits, data, checks",
+            epilog="Assembled from the journal, the check results, the promoted commits and the diffs. The same "
+                   "inputs give the same document (times in UTC); secrets are masked. Printed, or written with "
+                   "-o (never inside prod's checkout).")
+    p.add_argument("envs", nargs="*", metavar="ENV", help="the clones it covers (default: every clone)")
+    p.add_argument("--since", metavar="TIME", help="only what happened since: 2026-01-01 10:00 (local time; "
+                                                    "Z for UTC) or a span back from now: 30m, 2h, 1d")
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead of printing it")

@@ -28,4 +28,5 @@ DEMO_BUG: dict[str, Any] = {
     "status": 500,
     "symptom": "GET /orders/ID answers HTTP 500: the order's total comes out negative",
     "refund_order_id": 2001,                   # a paid order, healthy in both modes: refund it to change data
+    "check": "order-1042",                     # repro.yaml's check: GET /orders/1042 answers 200
 }

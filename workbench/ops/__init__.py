@@ -9,6 +9,7 @@ methods, which build these rows. Adding an operation is adding a module and a ro
 from __future__ import annotations
 
 from workbench.ops.base import Operation
+from workbench.ops.check import Check
 from workbench.ops.delete_snapshot import DeleteSnapshot
 from workbench.ops.destroy import Destroy
 from workbench.ops.fork import Fork
@@ -24,7 +25,7 @@ from workbench.ops.undo_reset import UndoReset
 OPERATIONS: dict[str, type[Operation]] = {
     op.name: op
     for op in (Fork, Snapshot, DeleteSnapshot, Reset, UndoReset, Promote, Destroy, Start, Stop, PrepareReady,
-               Restart)
+               Restart, Check)
 }
 
 __all__ = ["OPERATIONS", "Operation"]

@@ -31,6 +31,7 @@ Progress = Callable[[str], None]
 class Operation(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]          # what it does, in a few words
+    checks_after: ClassVar[bool] = False   # its environment's services (re)start: the journal runs the checks
 
     def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
         self.ws = ws

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from workbench.drift import carried_message, carry
 from workbench.environments import parse_ref
 from workbench.errors import InvalidInput, NotFound, Refused
 from workbench.model import EnvInfo
@@ -18,6 +19,7 @@ from workbench.ops.snapshot import new_snapshot_id, take_snapshot
 from workbench.state import current_user
 
 if TYPE_CHECKING:
+    from workbench.drift import Drift
     from workbench.journal import Txn
     from workbench.workspace import Workspace
 
@@ -25,19 +27,26 @@ if TYPE_CHECKING:
 class Fork(Operation):
     name = "fork"
     summary = "fork prod (or a clone, or CLONE@SNAPSHOT) into a new clone"
+    checks_after = True
 
-    def __init__(self, ws: Workspace, source: str, name: str, progress: Progress | None = None) -> None:
+    def __init__(self, ws: Workspace, source: str, name: str, progress: Progress | None = None,
+                 with_drift: bool = False) -> None:
         self.src_env, self.src_snap = parse_ref(source)
         super().__init__(ws, check_env_name(name, allow_prod=False), progress)
         if self.src_snap and self.src_env == PROD:
             raise InvalidInput("prod has no snapshots; fork prod itself, or a clone's snapshot (CLONE@SNAPSHOT).")
+        if with_drift and source != PROD:
+            raise InvalidInput("--with-drift gives the clone prod's live files and settings: fork prod with it.",
+                               f"repro-tui fork prod {name} --with-drift")
+        self.with_drift = with_drift
+        self.drift: Drift | None = None
         self.source = source
         self.branch = BRANCH_PREFIX + name
         self.repo = ws.repo()
         self.start: str | None = None
 
     def args(self) -> dict[str, Any]:
-        return {"source": self.source, "branch": self.branch}
+        return {"source": self.source, "branch": self.branch, **({"with_drift": True} if self.with_drift else {})}
 
     def check(self) -> None:
         ws, name = self.ws, self.env
@@ -64,6 +73,10 @@ class Fork(Operation):
                           "Commit on it first, or set prod.branch in repro.yaml.")
         for st_name, store in ws.stores.items():
             store.check(ws.spec.scrub_rules(st_name))
+        if self.with_drift:
+            from workbench.drift import prod_drift
+
+            self.drift = prod_drift(ws)
 
     def run(self, txn: Txn) -> None:
         ws, name = self.ws, self.env
@@ -84,6 +97,9 @@ class Fork(Operation):
                 from workbench.vcs import Worktree
 
                 Worktree(ws.worktree(name)).restore_tree(tree)
+        if self.drift is not None:
+            with txn.step("prod's drift carried"):
+                txn.message = carried_message(*carry(ws, name, self.drift))
         ws.state.add_env(name, source=self.source, forked_commit=start, branch=self.branch, ports={},
                          status="forking")
         ws.state.update_env(name, owner=current_user()[0])

@@ -88,6 +88,12 @@ class Promote(Operation):
     def check(self) -> None:
         self.ws.envs.require_clone(self.env, "promote")
 
+    def prepare(self) -> None:
+        """The checks run once more: each one's outcome on prod and the clone goes into a trailer."""
+        from workbench.ops.check import check_trailers
+
+        self.full += self.ws.redactor.text(check_trailers(self.ws, self.env, self.progress), self.env)
+
     def run(self, txn: Txn) -> PromoteResult:
         ws, env = self.ws, self.env
         commit = self.wt.head()

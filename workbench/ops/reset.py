@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 class Reset(Operation):
     name = "reset"
     summary = "reset a clone's data to a snapshot (default: the latest)"
+    checks_after = True
 
     def __init__(self, ws: Workspace, env: str, snapshot: str | None = None, code: bool = False,
                  progress: Progress | None = None) -> None:

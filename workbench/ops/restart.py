@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 class Restart(Operation):
     name = "restart"
     summary = "stop and start an environment's services"
+    checks_after = True
 
     def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
         super().__init__(ws, env, progress)

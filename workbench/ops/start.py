@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 class Start(Operation):
     name = "start"
     summary = "start an environment's services"
+    checks_after = True
 
     def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
         super().__init__(ws, env, progress)

@@ -15,6 +15,7 @@ class Stop(Start):
 
     name = "stop"
     summary = "stop an environment's services"
+    checks_after = False
 
     def run(self, txn: Txn) -> None:
         self.ws.backend.stop(self.ws.context(self.env), self.progress)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 class UndoReset(Operation):
     name = "undo-reset"
     summary = "go back to the state the last reset replaced"
+    checks_after = True
 
     def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
         super().__init__(ws, env, progress)

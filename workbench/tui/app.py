@@ -50,7 +50,8 @@ class WorkbenchApp(App[int]):
         self.settings = ScreenSettings(
             clock=clock or time.time, mask=mask, keymap=keymap or {}, keymap_file=keymap_file,
             workspace_name=ws.spec.name, prod_branch=ws.spec.prod_branch, backend_name=ws.spec.backend,
-            has_services=bool(ws.spec.services), root=ws.root, cwd=Path.cwd(), user=me())
+            has_services=bool(ws.spec.services), checks=tuple(ws.spec.checks.values()), root=ws.root,
+            cwd=Path.cwd(), user=me())
         self.keymap_problems = keymap_problems or []
         self.poll_interval = poll_interval
         self.diff_limit = diff_limit

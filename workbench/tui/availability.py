@@ -20,6 +20,7 @@ CLONE_ONLY = {
 CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop",
            "start_stop_prod", "restart"}
 PROD_CONTAINERS = "prod's containers are never started or stopped by repro-tui."
+NEEDS_CHECKS = {"check", "check_details"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Situation:
     has_services: bool = True
     backend: str = "local"
     undo_refusal: str | None = None   # why the last reset is not this user's to undo (someone else's since)
+    has_checks: bool = False      # repro.yaml declares checks
 
 
 def refusal(action: str, s: Situation) -> str | None:
@@ -63,6 +65,13 @@ def refusal(action: str, s: Situation) -> str | None:
             return f"{s.selected} has no service to start, stop or restart."
         if s.state == "pending":
             return f"{s.selected} has an operation that was cut off; it is recovered by the next change."
+    if action in NEEDS_CHECKS:
+        if not s.has_checks:
+            return "repro.yaml declares no check: add a 'checks:' section (README, section Checks)."
+        if s.kind is None:
+            return "no environment is selected."
+        if action == "check" and s.busy:   # an operation of its own (prod gets only GETs: not a change)
+            return f"wait: {s.busy} is under way (one operation at a time)."
     if action == "mail" and s.kind != "clone":
         return "prod has no mail sink: its mail goes where prod sends it. Select a clone to read what it sent."
     if action == "logs":

@@ -27,10 +27,13 @@ from workbench.errors import ReproError
 from workbench.tui.messages import (
     DiffComputed,
     DiffFailed,
+    DriftCounted,
+    DriftLoaded,
     Event,
     OperationDone,
     OperationFailed,
     PreviewLoaded,
+    ReportWritten,
     StepReported,
     ViewsBuilt,
     WorkspaceRead,
@@ -40,7 +43,9 @@ from workbench.tui.messages import (
 if TYPE_CHECKING:
     import threading as _threading
 
+    from workbench.check_results import CheckResult
     from workbench.diff.model import DiffReport
+    from workbench.drift import Drift
     from workbench.journal import Recovered
     from workbench.model import EnvInfo, JournalEntry
     from workbench.redact import Redactor
@@ -72,11 +77,18 @@ class Engine(Protocol):
     def logs(self, env: str, service: str | None = None, follow: bool = False, lines: int = 200) -> Any: ...
     def mail(self, env: str) -> Any: ...
     def mail_message(self, env: str, mail_id: int) -> Any: ...
+    def latest_checks(self) -> list[CheckResult]: ...
+    def drift(self) -> Drift: ...
+    def save_postmortem(self, envs: list[str] | None = None) -> tuple[Path, str]: ...
 
 
 def call(method: str, **kwargs: Any) -> Request:
     """An operation for ``Gateway.run``: a method of the workspace (``reset``) and its arguments."""
     return Request(method, kwargs)
+
+
+DRIFT_INTERVAL = 10.0
+"""How often the poller looks at prod's drift (git and the engine: dearer than the list)."""
 
 
 def error_text(exc: BaseException) -> str:
@@ -132,6 +144,7 @@ class Gateway:
         reader: Engine | None = None
         last: Any = None
         said: str | None = None
+        drift_at, drift_seen = -DRIFT_INTERVAL, None
         try:
             while not self._stop.is_set():
                 try:
@@ -141,11 +154,16 @@ class Gateway:
                     envs = reader.list_envs()
                     journal = reader.journal(limit=10)
                     pending = reader.pending()
-                    seen = ([e.as_dict() for e in envs], [j.as_dict() for j in journal], [p.id for p in pending])
+                    checks = reader.latest_checks()
+                    seen = ([e.as_dict() for e in envs], [j.as_dict() for j in journal], [p.id for p in pending],
+                            [c.as_dict() for c in checks])
                     said = None
                     if seen != last or recovered:
                         last = seen
-                        self.post(WorkspaceRead(envs, journal, pending, recovered))
+                        self.post(WorkspaceRead(envs, journal, pending, recovered, checks=checks))
+                    if time.monotonic() - drift_at >= DRIFT_INTERVAL:
+                        drift_at = time.monotonic()
+                        drift_seen = self._count_drift(reader, drift_seen)
                 except Exception as exc:  # e.g. repro.yaml broken while being edited: say so once, keep trying
                     text = self.redact(error_text(exc))
                     if text != said:
@@ -159,6 +177,18 @@ class Gateway:
         finally:
             if reader is not None:
                 reader.close()
+
+    def _count_drift(self, reader: Engine, seen: Any) -> Any:
+        """Post how much prod drifted when it changed; a drift that cannot be read is left unsaid
+        here (the drift view says why)."""
+        try:
+            drift = reader.drift()
+        except Exception:  # noqa: BLE001 - e.g. prod's branch missing: the list is not the place for it
+            return seen
+        now = (drift.count, drift.summary())
+        if now != seen:
+            self.post(DriftCounted(*now))
+        return now
 
     # the live diff ----------------------------------------------------------------------------
     def watch(self, left: str, right: str, generation: int) -> None:
@@ -242,6 +272,38 @@ class Gateway:
             if reader is not None:
                 reader.close()
 
+    def load_drift(self) -> None:
+        """Read prod's drift for the drift view."""
+        self._thread(self._drift, name="drift")
+
+    def _drift(self) -> None:
+        reader = None
+        try:
+            reader = self.open_reader()
+            drift = reader.drift()
+            self.post(DriftLoaded([self.redact(line) for line in drift.lines()], drift.count))
+        except Exception as exc:
+            self.post(DriftLoaded([], error=self.redact(error_text(exc))))
+        finally:
+            if reader is not None:
+                reader.close()
+
+    def write_report(self, env: str | None) -> None:
+        """Write the post-mortem of a clone (of every clone when ``env`` is None)."""
+        self._thread(self._report, env, name="report")
+
+    def _report(self, env: str | None) -> None:
+        reader = None
+        try:
+            reader = self.open_reader()
+            path, text = reader.save_postmortem([env] if env else None)
+            shown = path.relative_to(reader.root) if path.is_relative_to(reader.root) else path
+            self.post(ReportWritten(str(shown), self.redact(text)))
+        except Exception as exc:
+            self.post(ReportWritten("", "", error=self.redact(error_text(exc), env)))
+        finally:
+            if reader is not None:
+                reader.close()
     def mail_reader(self, env: str) -> tuple[Callable[[], list[list[str]]], Callable[[int], str]]:
         """Two functions for the mail dialog's thread: the captured messages as rows (id, time,
         from, to, subject), and one message as text; every word through the redactor."""

@@ -30,9 +30,10 @@ from textual.widgets import Footer, Input, OptionList, Static
 
 from workbench.names import PROD
 from workbench.owners import undo_refusal
-from workbench.tui import others
+from workbench.tui import incident, others
 from workbench.tui.availability import Situation, refusal
 from workbench.tui.gateway import Gateway, Post, Request, call
+from workbench.tui.incident_text import drift_note
 from workbench.tui.keymap import KEYS, actions_for_key, key_display
 from workbench.tui.messages import (
     CloneDestroyed,
@@ -41,10 +42,13 @@ from workbench.tui.messages import (
     CloneReset,
     DiffComputed,
     DiffFailed,
+    DriftCounted,
+    DriftLoaded,
     Event,
     OperationDone,
     OperationFailed,
     PreviewLoaded,
+    ReportWritten,
     ResetUndone,
     ServicesRestarted,
     ServicesStarted,
@@ -58,6 +62,7 @@ from workbench.tui.messages import (
 from workbench.tui.presentation import build_views, env_line, first_line, forking_line, title_text, worktree_text
 from workbench.tui.settings import ScreenSettings
 from workbench.tui.widgets.activity import Activity
+from workbench.tui.widgets.checks import ChecksList
 from workbench.tui.widgets.diff_view import DiffView
 from workbench.tui.widgets.environments import EnvList, SnapshotList
 
@@ -116,6 +121,8 @@ class MainScreen(Screen[None]):
         self._diff_error: tuple[int, str, str, float] | None = None   # (generation, env, message, when), unsettled
         self._known: set[int] | None = None     # journal entries seen (others' news is told once)
         self._gateway: Gateway | None = None
+        self.check_results: list[Any] = []      # the latest result of each check on each environment
+        self.drift_count = 0                    # how much prod drifted (the poller looks every few seconds)
 
     @property
     def gateway(self) -> Gateway:
@@ -130,6 +137,7 @@ class MainScreen(Screen[None]):
             with Vertical(id="left"):
                 yield EnvList(id="envs")
                 yield SnapshotList(id="snapshots")
+                yield ChecksList(id="checks")
             yield DiffView(id="diff")
         yield Activity(id="activity")
         yield Footer(show_command_palette=False)
@@ -140,6 +148,8 @@ class MainScreen(Screen[None]):
         self.query_one("#snapshots").border_title = "Snapshots"
         self.query_one("#diff").border_title = "Diff"
         self.query_one("#activity").border_title = "Activity"
+        self.query_one("#checks").border_title = "Checks"
+        self.set_class(not self.wb.checks, "-no-checks")
         self.query_one(DiffView).clear("reading the workspace …")
         self._update_title()
         self.query_one("#envs").focus()
@@ -187,6 +197,13 @@ class MainScreen(Screen[None]):
                 self.notify(e.error, title=f"{e.op} {e.env}: not done", severity=e.severity, timeout=10)
             case PreviewLoaded() as e:
                 self._preview_loaded(e)
+            case DriftCounted() as e:
+                self.drift_count = e.count
+                self._show_envs()
+            case DriftLoaded() as e:
+                incident.drift_loaded(self, e)
+            case ReportWritten() as e:
+                incident.report_written(self, e)
 
     # reading the workspace -------------------------------------------------------------
     def _workspace_read(self, message: WorkspaceRead) -> None:
@@ -203,6 +220,8 @@ class MainScreen(Screen[None]):
         self._show_snapshots()
         self._journal = message.journal
         self.query_one(Activity).show_journal(message.journal, now, self.wb.user)
+        self.check_results = message.checks
+        incident.show_checks(self)
         for found in message.recovered:   # recovered by this screen's poller, at once
             if found.done:
                 self._reported_pending.add(found.entry.id)
@@ -229,7 +248,8 @@ class MainScreen(Screen[None]):
         forked is listed as soon as its fork starts)."""
         now = self.wb.clock()
         op = self.busy.split(" ", 1)[0] if self.busy else None
-        lines = [env_line(e, now, busy=op if e.name == self._busy_env else None, mask=self.wb.mask)
+        lines = [env_line(e, now, busy=op if e.name == self._busy_env else None, mask=self.wb.mask,
+                          note=drift_note(self.drift_count) if e.kind == "prod" else "")
                  for e in self.envs.values()]
         if op == "fork" and self._busy_env and self._busy_env not in self.envs:
             lines.append(forking_line(self._busy_env))
@@ -256,6 +276,7 @@ class MainScreen(Screen[None]):
         self.compare_to = PROD
         self._show_snapshots()
         self._update_title()
+        incident.show_checks(self)
         self._schedule_diff()
 
     @on(OptionList.OptionSelected, "#envs")
@@ -395,7 +416,8 @@ class MainScreen(Screen[None]):
             selected=self.selected, kind=env.kind if env else None, state=env.state if env else None,
             busy=self.busy, can_undo_reset=bool(env and env.can_undo_reset),
             has_services=bool(env and env.services) if env else bool(self.wb.has_services),
-            backend=self.wb.backend_name, undo_refusal=theirs.message if theirs else None)
+            backend=self.wb.backend_name, undo_refusal=theirs.message if theirs else None,
+            has_checks=bool(self.wb.checks))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return refusal(action, self.situation()) is None
@@ -645,6 +667,22 @@ class MainScreen(Screen[None]):
         """The keyboard stays where it is: on the environments, or in the diff (then in the new tab)."""
         diff = self.query_one(DiffView)
         diff.show_tab(section, focus=diff.has_focus_within)
+
+    def action_check(self) -> None:
+        incident.run_checks(self)
+
+    def action_check_details(self) -> None:
+        incident.show_check_details(self)
+
+    @on(OptionList.OptionSelected, "#checks")
+    def _check_chosen(self) -> None:
+        incident.show_check_details(self)
+
+    def action_drift(self) -> None:
+        incident.load_drift(self)
+
+    def action_report(self) -> None:
+        incident.write_report(self)
 
     def action_help(self) -> None:
         from workbench.tui.dialogs.help import HelpDialog

@@ -29,6 +29,7 @@ class WorkspaceRead(Event):
     journal: list[Any]
     pending: list[Any] = field(default_factory=list)
     recovered: list[Any] = field(default_factory=list)
+    checks: list[Any] = field(default_factory=list)   # the latest result of each check on each environment
 
 
 @dataclass
@@ -178,3 +179,45 @@ class ServicesStopped(OperationDone):
 class ServicesRestarted(OperationDone):
     def summary(self, undo_key: str) -> str:
         return f"{self.env} restarted in {self.took}: its services read their settings again."
+
+
+# --- the incident: checks, prod's drift, the post-mortem ---------------------------------
+
+class ChecksRun(OperationDone):
+    """``result``: the CheckResults of the run (the environment's and prod's)."""
+
+    def summary(self, undo_key: str) -> str:
+        mine = [r for r in self.result or [] if r.env == self.env]
+        failing = [r.name for r in mine if not r.passed]
+        if not failing:
+            return f"every check passes on {self.env} ({len(mine)})."
+        return f"{len(failing)} of {len(mine)} checks fail on {self.env}: {', '.join(failing)}."
+
+
+@dataclass
+class DriftCounted(Event):
+    """The poller's look at prod's drift (every few seconds): how much, in words."""
+
+    count: int
+    summary: str
+
+    def can_replace(self, other: Event) -> bool:
+        return isinstance(other, DriftCounted)
+
+
+@dataclass
+class DriftLoaded(Event):
+    """Prod's drift, read for the drift view: its lines (masked), or why it could not be read."""
+
+    lines: list[str]
+    count: int = 0
+    error: str | None = None
+
+
+@dataclass
+class ReportWritten(Event):
+    """The post-mortem, written: where, and its Markdown (masked)."""
+
+    path: str
+    text: str
+    error: str | None = None

@@ -87,6 +87,7 @@ class EnvLine:
     snapshots: str
     ports: str
     owner: str = ""               # the user who forked the clone
+    note: str = ""                  # e.g. prod's drift: "⚠ drift 2"
 
     @property
     def first(self) -> str:
@@ -94,18 +95,19 @@ class EnvLine:
 
     @property
     def second(self) -> str:
-        parts = [self.branch, self.snapshots, self.ports]
+        parts = [self.branch, self.snapshots, self.ports, self.note]
         return "  ".join(p for p in parts if p)
 
 
-def env_line(env: Any, now: float, busy: str | None = None, mask: bool = False) -> EnvLine:
+def env_line(env: Any, now: float, busy: str | None = None, mask: bool = False, note: str = "") -> EnvLine:
     """One environment as the list shows it. ``busy`` names an operation under way on it."""
     state = "busy" if busy else env.state
     word = busy or env.state
     snaps = "" if env.kind == "prod" else count(len(env.snapshots), "snap")
     return EnvLine(name=env.name, symbol=state_symbol(state), state=word, tone=state_tone(state),
                    age="" if env.kind == "prod" else screen_age(env.created_at, now), branch=env.branch,
-                   snapshots=snaps, ports=ports_text(env.services, mask), owner=getattr(env, "owner", None) or "")
+                   snapshots=snaps, ports=ports_text(env.services, mask), note=note,
+                   owner=getattr(env, "owner", None) or "")
 
 
 def forking_line(name: str) -> EnvLine:

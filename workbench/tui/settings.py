@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 Clock = Callable[[], float]
 
@@ -19,6 +20,7 @@ class ScreenSettings:
     prod_branch: str = "main"
     backend_name: str = "local"
     has_services: bool = True
+    checks: tuple[Any, ...] = ()    # repro.yaml's checks (workbench.spec.CheckSpec), for the Checks pane
     root: Path | None = None        # the workspace's folder
     cwd: Path | None = None         # where the screen was started (worktree paths are shown from here)
     user: str = ""                  # user@host, as the journal names people: whose reset an undo may take back
