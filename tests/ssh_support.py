@@ -64,7 +64,7 @@ class Sshd:
                 f"{self.user}@127.0.0.1"]
 
     def screen(self, workspace: Path, pid_file: Path, **env: str) -> PtyProgram:
-        """``repro-tui`` on ``workspace`` through an SSH session in an 80x24 terminal; the
+        """``repro-tui`` on ``workspace`` over SSH, in an 80x24 terminal; the
         remote screen's pid is written to ``pid_file``."""
         settings = {"PYTHONPATH": str(ROOT), "TERM": "xterm-256color", **env}
         remote = (f"cd {shlex.quote(str(workspace))} && echo $$ > {shlex.quote(str(pid_file))} && exec env "

@@ -1,7 +1,7 @@
 """A program in a real pseudo-terminal, as a user's terminal runs it: what it writes, keys
 typed into it, a hang-up. Tests and ``bench/bench_idle.py`` drive the screen with it.
 
-The program is the session leader of the terminal (its controlling terminal), so closing
+The terminal is the program's controlling terminal (it runs detached from ours), so closing
 the terminal's master side hangs up on it exactly as a closed window or a dropped SSH
 connection does: the kernel sends SIGHUP and its writes fail from then on.
 """

@@ -1,4 +1,4 @@
-"""Operations outlive their terminal: a hang-up, a closed SSH session or a killed screen
+"""Operations outlive their terminal: a hang-up, a dropped SSH connection or a killed screen
 never leaves one half done, and a cut-off one is recovered by whoever notices it first.
 
 The clone's service takes a second to start (as real services do), so that a hang-up lands

@@ -1,8 +1,8 @@
 """Operations run in a process of their own, so that they outlive the terminal that asked.
 
 The screen runs every operation that changes the workspace this way. ``Detached.start``
-starts ``python -m workbench.detached REQUEST`` in a new session, its standard streams on
-a log file and never on the terminal: a hang-up, a closed SSH session or a killed screen
+starts ``python -m workbench.detached REQUEST`` detached from the terminal (``setsid``), its standard streams on
+a log file and never on the terminal: a hang-up, a dropped SSH connection or a killed screen
 leaves it running to its end. It runs the operation through the workspace like any other
 writer (journaled, under the writer lock) and writes what happens beside its request:
 

@@ -4,8 +4,8 @@ Over SSH, a dropped connection or a closed laptop lid hangs up the terminal: the
 sends SIGHUP, and every write to the terminal fails from then on. A command that changes
 the workspace (fork, reset, destroy, ...) must not stop half way for that. From the moment
 it starts, a hang-up points its standard streams at ``/dev/null`` and lets it run to its
-end; what it did is in the journal (``repro-tui log``). Its services and helpers run in
-sessions of their own, so the hang-up does not reach them either.
+end; what it did is in the journal (``repro-tui log``). Its services and background copies run
+detached from the terminal, so the hang-up does not reach them either.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ It owns every thread the screen needs and posts what they find as the events of
   and at once when kicked (after an operation); it has its own read-only workspace;
 * the *live diff* runs the engine's watch on one pair; starting another stops it;
 * *operations* (fork, reset, ...) run one at a time, each in a process of its own
-  (``workbench.detached``) that a thread follows: a hang-up, a closed SSH session or a
+  (``workbench.detached``) that a thread follows: a hang-up, a dropped SSH connection or a
   killed screen never stops one half way, and the screen never stops one either;
 * small one-off readers: the promote preview, the views of a very large report.
 
