@@ -74,6 +74,7 @@ async def shoot(ws, out: Path, size: tuple[int, int]) -> list[Path]:
     from workbench.tui.app import make_app
 
     made: list[Path] = []
+    os.chdir(ws.root)   # as a user starts it: worktrees are shown from here (./.repro/envs/bug1)
     app = make_app(ws, keymap_file=out / ".no-keymap.toml")
     async with app.run_test(size=size) as pilot:
         screen = app.screen_stack[0]
@@ -102,6 +103,11 @@ async def shoot(ws, out: Path, size: tuple[int, int]) -> list[Path]:
         await pilot.press("u", "3")
         await pilot.pause(0.3)
         save("main-data")
+        await pilot.press("enter", "enter")                 # into the diff, then the change in full
+        await until(lambda: app.screen.__class__.__name__ == "DetailDialog")
+        await pilot.pause(0.3)
+        save("change-detail")
+        await pilot.press("escape", "escape")
         await pilot.press("f", *"bug-1042")
         await pilot.pause(0.3)
         save("fork-dialog")
@@ -140,6 +146,7 @@ def main() -> int:
     parser.add_argument("--size", default="80x24", help="terminal size, COLUMNSxROWS (default 80x24)")
     args = parser.parse_args()
     cols, rows = (int(n) for n in args.size.lower().split("x"))
+    args.out = args.out.resolve()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("REPRO_READY", "sync")
     base = Path(tempfile.mkdtemp(prefix="repro-screenshots-"))

@@ -39,7 +39,7 @@ def port_of(root: Path, env: str) -> int:
 
 def test_the_demo_story_is_reproduced_proven_fixed_promoted_and_written_up(demo, tmp_path):
     check = DEMO_BUG["check"]
-    out = cli(demo, "start", "prod")
+    out = cli(demo, "start", "prod", "--yes")   # prod: the confirmation it needs
     assert f"check {check}: fails on prod: 500" in out
     out = cli(demo, "fork", "prod", "bug1")
     assert f"check {check}: reproduces: 500 on prod and bug1" in out

@@ -289,8 +289,8 @@ def test_destroy_never_changes_the_mode_of_what_a_planted_link_points_at(hostile
     _cli(root, "destroy", "b1", "--yes", "--force")
     assert _prod_state(root) == before
     assert not (root / ".repro" / "data" / "b1").exists()
-    _cli(root, "start", "prod")   # prod still starts
-    _cli(root, "stop", "prod")
+    _cli(root, "start", "prod", "--yes")   # prod still starts (after the confirmation prod needs)
+    _cli(root, "stop", "prod", "--yes")
 
 
 def test_a_files_store_link_into_prods_checkout_becomes_a_copy_in_the_clone(hostile):

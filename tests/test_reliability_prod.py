@@ -131,8 +131,10 @@ def test_every_key_of_the_screen_that_changes_something_is_refused_on_prod():
 
     prod = Situation(selected="prod", kind="prod", state="running", can_undo_reset=True)
     for action in sorted(CHANGES | set(CLONE_ONLY)):
-        if action in ("fork", "start_stop"):
+        if action in ("fork", "start_stop_prod", "restart"):   # prod's services: after typing prod (a dialog)
             assert refusal(action, prod) is None
+        elif action == "start_stop":                           # the clones' x: prod's is the row that asks
+            assert "type prod" in str(refusal(action, prod))
         else:
             assert refusal(action, prod) and "read-only" in refusal(action, prod), action
     docker_prod = Situation(selected="prod", kind="prod", backend="docker")

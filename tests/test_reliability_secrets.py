@@ -136,7 +136,7 @@ def test_no_output_shows_a_secret(vault):
             outputs[" ".join(argv + extra)] = out = _run(root, *argv, *extra, code=code)
         return out
 
-    _run(root, "start", "prod")
+    _run(root, "start", "prod", "--yes")
     _run(root, "fork", "prod", "b1")
     wt = root / ".repro" / "envs" / "b1"
     # the changed secrets of the clone: settings, config file, .env, a database column

@@ -60,7 +60,9 @@ def test_journal_line_says_what_happened_and_how_long_it_took():
     assert p.journal_line(entry, NOW) == "  2m ago  ✓ fork b1  1.4 s  slowest: copy db + scrub 1.1 s"
     failed = JournalEntry(id=2, op="reset", env="b1", args={}, started_at=NOW - 5, finished_at=NOW - 4,
                           outcome="rolled-back", message="disk full\nmore", user="u", host="h")
-    assert p.journal_line(failed, NOW) == "  5s ago  ↶ reset b1 rolled-back  1.0 s  disk full"
+    assert p.journal_line(failed, NOW) == " <1m ago  ↶ reset b1 rolled-back  1.0 s  disk full"
+    assert p.journal_line(failed, NOW, me="u@h") == p.journal_line(failed, NOW)
+    assert "↶ reset b1 (by u) rolled-back" in p.journal_line(failed, NOW, me="alice@h")   # someone else's
 
 
 def test_values_are_one_line_and_bounded():
@@ -182,13 +184,31 @@ def test_broken_keymap_file_falls_back_to_the_defaults(tmp_path):
 
 # --- which keys apply --------------------------------------------------------------------
 
-def test_prod_refuses_every_change_but_fork_and_start():
+def test_prod_refuses_every_change_but_fork_and_its_own_start_and_stop():
     prod = Situation(selected="prod", kind="prod", state="running")
     for action in ("snapshot", "reset", "undo_reset", "choose_snapshot", "promote", "destroy", "compare"):
         assert "prod is read-only" in refusal(action, prod)
-    for action in ("fork", "start_stop", "logs", "help", "filter", "toggle_intended"):
+    for action in ("fork", "start_stop_prod", "restart", "logs", "help", "filter", "toggle_intended"):
         assert refusal(action, prod) is None
-    assert refusal("start_stop", Situation("prod", "prod", backend="docker")) is not None
+    assert "type prod" in refusal("start_stop", prod)          # x for prod is the row that asks first
+    docker = Situation("prod", "prod", backend="docker")
+    for action in ("start_stop", "start_stop_prod", "restart"):
+        assert refusal(action, docker) == "prod's containers are never started or stopped by repro-tui."
+    clone = Situation(selected="b1", kind="clone", state="running")
+    assert refusal("start_stop", clone) is None and refusal("start_stop_prod", clone) is not None
+
+
+def test_undo_of_someone_elses_reset_is_refused_with_who_and_when():
+    from workbench.owners import undo_refusal
+
+    now = 1_767_225_600.0
+    theirs = undo_refusal("b1", "bob@jump", now - 125, now, mine="alice@jump")
+    assert theirs is not None and "bob@jump was the last to reset b1" in theirs.message
+    assert "2m ago" in theirs.message and "ask bob" in str(theirs.hint)
+    assert undo_refusal("b1", "alice@jump", now - 125, now, mine="alice@jump") is None
+    assert undo_refusal("b1", None, None, now, mine="alice@jump") is None
+    clone = Situation("b1", "clone", "running", can_undo_reset=True, undo_refusal=theirs.message)
+    assert refusal("undo_reset", clone) == theirs.message
 
 
 def test_undo_needs_a_reset_and_changes_wait_for_each_other():

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_support import FIXED_NOW, freeze_times, make_workspace
+from tests.tui_support import FIXED_NOW, freeze_times, in_sixteen_colours, make_workspace
 from workbench.backends.local import kill_services
 from workbench.tui.app import make_app
 from workbench.tui.main_screen import MainScreen
@@ -116,3 +116,29 @@ def test_help(snap_compare, scene, tmp_path):
 
 def test_wide_terminal(snap_compare, scene, tmp_path):
     assert snap_compare(app_on(scene, tmp_path), press=["3"], run_before=select("b1"), terminal_size=(120, 34))
+
+
+def test_sixteen_colours(snap_compare, scene, tmp_path):
+    """A 16-colour terminal: every pane keeps a visible border, the target reads by its mark."""
+    assert snap_compare(in_sixteen_colours(app_on(scene, tmp_path)), press=["3"], run_before=select("b1"),
+                        terminal_size=(80, 24))
+
+
+def test_no_color(snap_compare, scene, tmp_path, monkeypatch):
+    """NO_COLOR: greys only; states, changes, the target and checkboxes read as words and marks."""
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert snap_compare(app_on(scene, tmp_path), press=["3"], run_before=select("b1"), terminal_size=(80, 24))
+
+
+def test_too_small(snap_compare, scene, tmp_path):
+    assert snap_compare(app_on(scene, tmp_path), run_before=select("b1"), terminal_size=(60, 20))
+
+
+def test_detail_of_a_row(snap_compare, scene, tmp_path):
+    assert snap_compare(app_on(scene, tmp_path), press=["3", "enter", "enter"], run_before=select("b1"),
+                        terminal_size=(80, 24))
+
+
+def test_destroy_dialog_says_why_enter_did_nothing(snap_compare, scene, tmp_path):
+    assert snap_compare(app_on(scene, tmp_path), press=["d", "b", "enter"], run_before=select("b1"),
+                        terminal_size=(80, 24))

@@ -11,8 +11,15 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from rich.color import ColorSystem
+from rich.segment import Segment
+from rich.style import Style
+from textual.color import Color
+from textual.filter import LineFilter
 
 from tests.conftest import free_port, git
 from tests.shop import shop_yaml
@@ -83,6 +90,24 @@ def freeze_times(root: Path, now: float = FIXED_NOW) -> None:
     db.close()
 
 
+def app_for(root: Path, tmp_path: Path, **kw: Any) -> Any:
+    """The screen on the workspace at ``root``, as ``repro-tui`` makes it (no user keymap)."""
+    from workbench.tui.app import make_app
+    from workbench.workspace import Workspace
+
+    return make_app(Workspace(root), keymap_file=tmp_path / "no-keymap.toml", **kw)
+
+
+async def ready_diff(pilot: Any, name: str = "b1") -> Any:
+    """The main screen once ``name`` is selected and its diff is on it."""
+    screen = pilot.app.screen_stack[0]
+    await wait_for(pilot, lambda: name in screen.envs, what=f"{name} listed")
+    if screen.selected != name:
+        screen.query_one("#envs").select_name(name)
+    await wait_for(pilot, lambda: screen.report is not None and screen.report.right == name, what="the diff")
+    return screen
+
+
 async def shows(pilot: Any, *texts: str, timeout: float = 15.0) -> str:
     """Wait until the terminal shows every one of ``texts`` (painting follows events)."""
     return await wait_for(pilot, lambda: all(t in screen_text(pilot.app) for t in texts) and screen_text(pilot.app),
@@ -96,3 +121,28 @@ async def notified(pilot: Any, *parts: str, timeout: float = 15.0) -> str:
         return next((n for n in notifications(pilot.app) if all(p in n for p in parts)), None)
 
     return await wait_for(pilot, found, timeout, f"a notification with {parts!r}")
+
+
+class SixteenColours(LineFilter):
+    """What a 16-colour terminal (TERM=xterm) shows: every colour turned into the nearest of the
+    16, by the same rule Rich applies when it writes to such a terminal. A snapshot taken
+    through it shows what those users see (a dark grey border drawn black, say)."""
+
+    def apply(self, segments: list[Segment], background: Color) -> list[Segment]:
+        return [Segment(text, _sixteen(style), control) for text, style, control in segments]
+
+
+@lru_cache(1024)
+def _sixteen(style: Style | None) -> Style | None:
+    if style is None:
+        return None
+    color = style.color.downgrade(ColorSystem.STANDARD) if style.color else None
+    bgcolor = style.bgcolor.downgrade(ColorSystem.STANDARD) if style.bgcolor else None
+    return style + Style(color=color, bgcolor=bgcolor)
+
+
+def in_sixteen_colours(app: Any) -> Any:
+    """The app, seen through a 16-colour terminal (its line filters, plus the downgrade)."""
+    filters = app.get_line_filters
+    app.get_line_filters = lambda: [*filters(), SixteenColours()]
+    return app

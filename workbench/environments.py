@@ -263,7 +263,21 @@ class Environments:
             info.state = "pending"
         elif not info.state:
             info.state = _overall({s.state for s in statuses.values()})
+        self._people_and_restart(info, row, statuses)
         return info
+
+    def _people_and_restart(self, info: EnvInfo, row: Any, statuses: dict[str, Any]) -> None:
+        """Who owns a clone and who reset it last; the files changed since its services started."""
+        from workbench.owners import last_swap, who
+        from workbench.staleness import changed_since_start
+
+        if row is not None:
+            info.owner = row["owner"]
+            swap = last_swap(self.ws.state, info.name)
+            if swap is not None:
+                info.last_reset_by, info.last_reset_at = who(swap), swap.finished_at or swap.started_at
+        running = [s.started_at for s in statuses.values() if s.state == "running"]
+        info.restart_needed = changed_since_start(info.worktree, list(self.ws.spec.config_files or []), running)
 
     # what a service says, and its environment for a shell -------------------------------
     def logs(self, env: str, service: str | None = None, follow: bool = False, lines: int = 200) -> Iterator[str]:

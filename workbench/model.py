@@ -40,6 +40,10 @@ class EnvInfo:
     last_reset: str | None = None  # the snapshot last reset to
     can_undo_reset: bool = False
     notes: list[str] = field(default_factory=list)   # what an operation says about it (a fork: its reach)
+    owner: str | None = None       # the user who forked the clone
+    last_reset_by: str | None = None   # user@host of the newest reset or undo of the clone (running or done)
+    last_reset_at: float | None = None
+    restart_needed: list[str] = field(default_factory=list)   # files changed since the services started
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -79,6 +79,11 @@ CREATE INDEX IF NOT EXISTS check_results_by_env ON check_results (env, name, id)
 """
 
 
+def current_user() -> tuple[str, str]:
+    """(user, host) of this process, as the journal records them."""
+    return _who()
+
+
 def _read_only(folder: Path) -> bool:
     try:
         return bool(os.statvfs(folder).f_flag & os.ST_RDONLY) or not os.access(folder, os.W_OK)
@@ -106,6 +111,7 @@ class State:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
             self.db.executescript(CHECKS_SCHEMA)
+            self._add_owners()
         except sqlite3.OperationalError:
             self.db.close()
             if _read_only(path.parent):
@@ -121,6 +127,20 @@ class State:
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_owners(self) -> None:
+        """Workspaces made before clones had owners: the column, filled from the journal (who
+        forked each clone), and an index for the questions asked of one clone's history."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(envs)")}
+        if "owner" not in columns:
+            try:
+                self.db.execute("ALTER TABLE envs ADD COLUMN owner TEXT")
+            except sqlite3.OperationalError as exc:   # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+            self.db.execute("UPDATE envs SET owner = (SELECT user FROM journal WHERE journal.op = 'fork' "
+                            "AND journal.env = envs.name ORDER BY id DESC LIMIT 1) WHERE owner IS NULL")
+        self.db.execute("CREATE INDEX IF NOT EXISTS journal_env ON journal (env, id)")
 
     # meta
     def get_meta(self, key: str) -> str | None:
@@ -220,6 +240,13 @@ class State:
         else:
             rows = self.db.execute("SELECT * FROM journal ORDER BY id DESC LIMIT ?", (limit,))
         return [self._entry(r) for r in rows.fetchall()]
+
+    def last_of(self, env: str, ops: tuple[str, ...], outcomes: tuple[str, ...]) -> JournalEntry | None:
+        """The newest journal entry of ``env`` among ``ops`` whose outcome is one of ``outcomes``."""
+        marks = ", ".join("?" * len(ops)), ", ".join("?" * len(outcomes))
+        row = self.db.execute(f"SELECT * FROM journal WHERE env=? AND op IN ({marks[0]}) AND outcome IN ({marks[1]}) "
+                              "ORDER BY id DESC LIMIT 1", (env, *ops, *outcomes)).fetchone()
+        return self._entry(row) if row else None
 
     @staticmethod
     def _entry(r: sqlite3.Row) -> JournalEntry:

@@ -322,6 +322,11 @@ class Workspace:
 
         return self.run(Stop(self, env, progress))
 
+    def restart(self, env: str, progress: Progress | None = None) -> EnvInfo:
+        from workbench.ops.restart import Restart
+
+        return self.run(Restart(self, env, progress))
+
     def check(self, env: str, names: list[str] | None = None, trigger: str = "cli",
               progress: Progress | None = None) -> list[CheckResult]:
         """Run repro.yaml's checks on ``env`` (and on prod beside it); the results are kept."""

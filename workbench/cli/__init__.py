@@ -9,9 +9,11 @@ Exit codes: 0 done; 1 a valid request that could not be done; 2 invalid input;
 
 from __future__ import annotations
 
+import errno
 import sqlite3
 import sys
 
+from workbench.cli.hangup import OUTLIVE, outlive_hangup
 from workbench.cli.output import fail
 from workbench.cli.parser import build_parser
 from workbench.errors import Interrupted, ReproError, system_error
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
     call: Call | None = None
     try:
         args = parser.parse_args(raw)
+        if args.command in OUTLIVE:
+            outlive_hangup()
         call = Call(args)
         return COMMANDS[args.command](call)
     except KeyboardInterrupt:
@@ -42,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     except (OSError, sqlite3.Error) as exc:   # the disk, the permissions, a read-only state
+        if isinstance(exc, OSError) and exc.errno == errno.EIO:   # the terminal hung up as the result was written
+            return 0
         if debug:
             raise
         return fail(system_error(exc), want_json, call.out.redactor if call else None)

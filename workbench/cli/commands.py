@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from workbench.cli.output import Out, StepPrinter
 from workbench.errors import InvalidInput
 from workbench.formats import age, size
+from workbench.names import PROD
 
 if TYPE_CHECKING:
     from workbench.workspace import Workspace
@@ -61,12 +62,16 @@ def cmd_list(c: Call) -> int:
     pending = c.ws.pending()
 
     def text() -> None:
-        rows = [["NAME", "KIND", "STATE", "BRANCH", "AGE", "SNAPSHOTS", "PORTS"]]
+        rows = [["NAME", "KIND", "STATE", "BRANCH", "AGE", "SNAPSHOTS", "PORTS", "OWNER"]]
         for e in envs:
             ports = ",".join(str(s.get("port")) for s in e.services.values() if s.get("port"))
             rows.append([e.name, e.kind, e.state, e.branch, age(e.created_at, _now()),
-                         str(len(e.snapshots)) if e.kind == "clone" else "-", ports or "-"])
+                         str(len(e.snapshots)) if e.kind == "clone" else "-", ports or "-", e.owner or "-"])
         c.out.table(rows)
+        for e in envs:
+            if e.restart_needed:
+                c.out.write(f"! {e.name}: restart needed, {_changed(e.restart_needed)} changed since its services "
+                            f"started (repro-tui restart {e.name})\n")
         for p in pending:
             c.out.write(f"! {p.op} of {p.env} was cut off; the next command that changes something recovers it "
                         "(or: repro-tui recover)\n")
@@ -82,7 +87,11 @@ def cmd_status(c: Call) -> int:
     def text() -> None:
         w(f"{e.name} ({e.kind})  {e.state}\n  branch    {e.branch}\n  worktree  {e.worktree}\n")
         if e.source:
-            w(f"  forked    from {e.source} at {str(e.forked_commit)[:12]}, {age(e.created_at, _now())} ago\n")
+            w(f"  forked    from {e.source} at {str(e.forked_commit)[:12]}, {age(e.created_at, _now())} ago"
+              f"{f' by {e.owner}' if e.owner else ''}\n")
+        if e.restart_needed:
+            w(f"  restart needed: {_changed(e.restart_needed)} changed since the services started "
+              f"(repro-tui restart {e.name})\n")
         for name, s in e.services.items():
             extra = f" port {s['port']}" if s.get("port") else ""
             extra += f" pid {s['pid']}" if s.get("pid") else ""
@@ -92,11 +101,19 @@ def cmd_status(c: Call) -> int:
         if e.kind == "clone":
             w(f"  snapshots {', '.join(s.name for s in e.snapshots) or 'none'}\n")
             if e.last_reset:
-                undo = " (undo: repro-tui reset --undo)" if e.can_undo_reset else ""
-                w(f"  last reset to {e.last_reset}{undo}\n")
+                from workbench.owners import undo_refusal
+
+                mine = e.can_undo_reset and undo_refusal(e.name, e.last_reset_by, e.last_reset_at, _now()) is None
+                undo = f" (undo: repro-tui reset {e.name} --undo)" if mine else ""
+                by = f" by {e.last_reset_by}, {age(e.last_reset_at, _now())} ago" if e.last_reset_by else ""
+                w(f"  last reset to {e.last_reset}{by}{undo}\n")
 
     c.out.emit(e.as_dict(), text)
     return 0
+
+
+def _changed(files: list[str]) -> str:
+    return ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
 
 
 def cmd_snapshots(c: Call) -> int:
@@ -266,19 +283,29 @@ def cmd_promote(c: Call) -> int:
     return 0
 
 
+def confirmed(c: Call, what: str, question: str, refusal: str) -> bool:
+    """A typed confirmation of ``what cmd ENV`` (the environment's name, typed on the terminal),
+    or ``--yes``; without a terminal and without ``--yes``, invalid input (exit 2)."""
+    a = c.args
+    if a.yes:
+        return True
+    if not sys.stdin.isatty():
+        raise InvalidInput(f"{what} {a.env} needs a confirmation, and there is no terminal to ask.",
+                           f"Add --yes: repro-tui {what} {a.env} --yes")
+    from workbench.names import check_env_name
+
+    check_env_name(a.env)
+    answer = input(f"{question} Type {a.env} to confirm: ")
+    if answer.strip() != a.env:
+        sys.stderr.write(f"{refusal}\n")
+        return False
+    return True
+
+
 def cmd_destroy(c: Call) -> int:
     a = c.args
-    if not a.yes:
-        if not sys.stdin.isatty():
-            raise InvalidInput(f"destroy {a.env} needs a confirmation, and there is no terminal to ask.",
-                               f"Add --yes: repro-tui destroy {a.env} --yes")
-        from workbench.names import check_env_name
-
-        check_env_name(a.env)
-        answer = input(f"Destroy {a.env}: its services, worktree, data and snapshots? Type its name: ")
-        if answer.strip() != a.env:
-            sys.stderr.write("not destroyed.\n")
-            return 1
+    if not confirmed(c, "destroy", f"Destroy {a.env}: its services, worktree, data and snapshots?", "not destroyed."):
+        return 1
     notes = c.ws.destroy(a.env, force=a.force, progress=c.progress)
     c.done()
     c.out.emit({"destroyed": a.env, "notes": notes},
@@ -286,10 +313,17 @@ def cmd_destroy(c: Call) -> int:
     return 0
 
 
-def _services(c: Call, start: bool) -> int:
-    ws = c.ws
-    e = (ws.start if start else ws.stop)(c.args.env, progress=c.progress)
+def _services(c: Call, what: str) -> int:
+    """start, stop or restart; prod's services only after a typed confirmation (or --yes)."""
+    ws, env = c.ws, c.args.env
+    if env == PROD:
+        ws.envs.check_service_control(env, what)   # refused on Docker before anything is asked
+        if not confirmed(c, what, f"{what.capitalize()} prod's services, the environment every clone is forked "
+                         "from?", "prod's services were left as they are."):
+            return 1
+    e = getattr(ws, what)(env, progress=c.progress)
     c.done()
+    start = what != "stop"   # start and restart run the checks after them
 
     def text() -> None:
         c.out.write(f"{e.name}: {e.state}\n")
@@ -301,11 +335,15 @@ def _services(c: Call, start: bool) -> int:
 
 
 def cmd_start(c: Call) -> int:
-    return _services(c, start=True)
+    return _services(c, "start")
 
 
 def cmd_stop(c: Call) -> int:
-    return _services(c, start=False)
+    return _services(c, "stop")
+
+
+def cmd_restart(c: Call) -> int:
+    return _services(c, "restart")
 
 
 def cmd_check(c: Call) -> int:
@@ -348,13 +386,18 @@ def cmd_screen(c: Call) -> int:
 def cmd_demo(c: Call) -> int:
     from workbench.backends.local import free_port, port_open
     from workbench.demo import DEMO_PORT, build_demo, default_demo_path
+    from workbench.demo.guide import demo_guide
+    from workbench.errors import Refused
     from workbench.workspace import Workspace
 
     a = c.args
     path = Path(a.path).expanduser().resolve() if a.path else default_demo_path()
-    port = DEMO_PORT
-    if port_open(port):  # another demo's prod runs: this one takes a free port
-        port = free_port(set())
+    port, moved = a.port or DEMO_PORT, False
+    if port_open(port):
+        if a.port:
+            raise Refused(f"port {port} on 127.0.0.1 is in use.",
+                          f"Stop what uses it (ss -ltnp | grep :{port}), or choose another: repro-tui demo --port N")
+        port, moved = free_port(set()), True   # said first thing in the guide below, never silently
     c.progress("building the demo shop")
     build_demo(path, port=port)
     ws = Workspace(path)
@@ -362,17 +405,16 @@ def cmd_demo(c: Call) -> int:
         c.progress("starting prod")
         ws.start("prod")
     c.done()
+    text, data = demo_guide(path, port, running=not a.no_start, moved=moved)
+    c.out.emit(data, lambda: c.out.write(text))
+    c.out.flush()
     if a.no_open or a.json:
-        c.out.emit({"path": str(path)}, lambda: sys.stdout.write(f"{path}\n"))
-        if not a.json:
-            sys.stderr.write(f"demo workspace ready. Next: cd {path} && repro-tui fork prod bug1\n")
         return 0
     try:
         from workbench.tui.app import run_app
     except ImportError:
-        sys.stdout.write(f"demo workspace: {path}\nnext: cd {path} && repro-tui fork prod bug1\n")
         return 0
-    return run_app(ws)
+    return run_app(ws)   # the guide stays on the terminal beneath the screen, and is there again after it
 
 
 def cmd_serve(c: Call) -> int:
@@ -400,6 +442,7 @@ COMMANDS: dict[str | None, Callable[[Call], int]] = {
     "destroy": cmd_destroy,
     "start": cmd_start,
     "stop": cmd_stop,
+    "restart": cmd_restart,
     "logs": cmd_logs,
     "shell": cmd_shell,
     "log": cmd_log,

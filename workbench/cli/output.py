@@ -72,17 +72,23 @@ class StepPrinter:
         if not self.enabled:
             return
         now = time.perf_counter()
-        if self.last is not None:
-            sys.stderr.write(f"\r  ✓ {self.last} ({(now - self.last_t) * 1000:.0f} ms)\033[K\n")
+        previous = f"\r  ✓ {self.last} ({(now - self.last_t) * 1000:.0f} ms)\033[K\n" if self.last is not None else ""
         self.last, self.last_t = self.redactor.text(text), now
-        sys.stderr.write(f"  … {self.last}\033[K")
-        sys.stderr.flush()
+        self._write(f"{previous}  … {self.last}\033[K")
 
     def done(self) -> None:
         if self.enabled and self.last is not None:
             now = time.perf_counter()
-            sys.stderr.write(f"\r  ✓ {self.last} ({(now - self.last_t) * 1000:.0f} ms)\033[K\n")
+            self._write(f"\r  ✓ {self.last} ({(now - self.last_t) * 1000:.0f} ms)\033[K\n")
             self.last = None
+
+    def _write(self, text: str) -> None:
+        """A step shown on the terminal; a terminal that hung up (EIO) never stops the operation."""
+        try:
+            sys.stderr.write(text)
+            sys.stderr.flush()
+        except OSError:
+            self.enabled = False
 
 
 def fail(exc: ReproError, want_json: bool, redactor: Redactor | None = None) -> int:

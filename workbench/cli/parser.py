@@ -75,6 +75,8 @@ def build_parser() -> Parser:
     p.add_argument("path", nargs="?", help="where to build it (default: a new folder in your data directory)")
     p.add_argument("--no-open", action="store_true", help="only build it and print its path")
     p.add_argument("--no-start", action="store_true", help="do not start prod's services")
+    p.add_argument("--port", type=_port, default=None,
+                   help="prod's port (default 18080, or a free one, said, when 18080 is taken)")
     cmd("list", "list the environments")
     p = cmd("status", "one environment in detail")
     p.add_argument("env", help="prod or a clone")
@@ -103,10 +105,11 @@ def build_parser() -> Parser:
     p.add_argument("env", help="a clone")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")
     p.add_argument("--force", action="store_true", help="even with uncommitted changes in its worktree")
-    p = cmd("start", "start an environment's services")
-    p.add_argument("env", help="prod or a clone")
-    p = cmd("stop", "stop an environment's services")
-    p.add_argument("env", help="prod or a clone")
+    for name, what in (("start", "start an environment's services"), ("stop", "stop an environment's services"),
+                       ("restart", "stop and start an environment's services, e.g. after a config change")):
+        p = cmd(name, what + "; prod's (local backend only) after typing prod")
+        p.add_argument("env", help="prod or a clone")
+        p.add_argument("--yes", "-y", action="store_true", help="prod: do not ask")
     p = cmd("logs", "a service's output")
     p.add_argument("env", help="prod or a clone")
     p.add_argument("service", nargs="?", help="default: the first service")

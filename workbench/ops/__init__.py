@@ -16,6 +16,7 @@ from workbench.ops.fork import Fork
 from workbench.ops.promote import Promote
 from workbench.ops.ready import PrepareReady
 from workbench.ops.reset import Reset
+from workbench.ops.restart import Restart
 from workbench.ops.snapshot import Snapshot
 from workbench.ops.start import Start
 from workbench.ops.stop import Stop
@@ -23,7 +24,8 @@ from workbench.ops.undo_reset import UndoReset
 
 OPERATIONS: dict[str, type[Operation]] = {
     op.name: op
-    for op in (Fork, Snapshot, DeleteSnapshot, Reset, UndoReset, Promote, Destroy, Start, Stop, PrepareReady, Check)
+    for op in (Fork, Snapshot, DeleteSnapshot, Reset, UndoReset, Promote, Destroy, Start, Stop, PrepareReady,
+               Restart, Check)
 }
 
 __all__ = ["OPERATIONS", "Operation"]

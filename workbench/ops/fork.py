@@ -16,6 +16,7 @@ from workbench.names import FORKED, PROD, check_env_name
 from workbench.ops.base import Operation, Progress
 from workbench.ops.cleanup import BRANCH_PREFIX, clone_name, remove_env
 from workbench.ops.snapshot import new_snapshot_id, take_snapshot
+from workbench.state import current_user
 
 if TYPE_CHECKING:
     from workbench.drift import Drift
@@ -101,6 +102,7 @@ class Fork(Operation):
                 txn.message = carried_message(*carry(ws, name, self.drift))
         ws.state.add_env(name, source=self.source, forked_commit=start, branch=self.branch, ports={},
                          status="forking")
+        ws.state.update_env(name, owner=current_user()[0])
         avoid = ws.state.used_ports() | set(ws.context(PROD).ports.values())
         ws.state.update_env(name, ports=ws.backend.allocate_ports(ws.context(name), avoid))
         ctx = ws.context(name)

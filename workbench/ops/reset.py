@@ -77,7 +77,8 @@ class Reset(Operation):
 
     @classmethod
     def undo(cls, ws: Workspace, args: dict[str, Any]) -> str:
-        """A reset is finished, never rolled back: every store not yet swapped is swapped now."""
+        """A reset is finished, never rolled back: every store not yet swapped is swapped now,
+        its services started again and the snapshot's ready copy made again."""
         env = args["env"]
         if ws.state.env(env) is None:
             return "rolled-back"
@@ -105,4 +106,6 @@ class Reset(Operation):
                 ws.backend.start(ws.context(env))
             except ReproError:
                 pass
+        if snap is not None:   # the swap used up the snapshot's ready copy: make it again, as the reset would
+            ws.ready.spawn(env, snap.name)
         return "completed-by-recovery"

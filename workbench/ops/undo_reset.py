@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.errors import Refused, ReproError
 from workbench.ops.base import Operation, Progress
 from workbench.ops.cleanup import services_down
+from workbench.owners import last_swap, undo_refusal, who
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
@@ -28,7 +29,14 @@ class UndoReset(Operation):
             raise Refused(f"{env} has no reset to undo.", "A reset keeps the state it replaced; none was made yet.")
 
     def check(self) -> None:
+        """Also under the lock: a reset by someone else that ran while this undo waited for
+        the lock is not taken back (it is theirs)."""
         self.ws.envs.require_clone(self.env, "undoing a reset")
+        last = last_swap(self.ws.state, self.env)
+        if last is not None:
+            refusal = undo_refusal(self.env, who(last), last.finished_at or last.started_at, self.ws.clock())
+            if refusal is not None:
+                raise refusal
 
     def run(self, txn: Txn) -> None:
         ws, env = self.ws, self.env

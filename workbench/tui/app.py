@@ -12,8 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from textual.app import App
+from textual.driver import Driver
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from workbench.owners import me
+from workbench.tui.dialogs.base import Dialog
 from workbench.tui.gateway import Engine, Gateway, Post
 from workbench.tui.keymap import keymap_path, load_keymap
 from workbench.tui.main_screen import MainScreen
@@ -46,12 +50,23 @@ class WorkbenchApp(App[int]):
         self.settings = ScreenSettings(
             clock=clock or time.time, mask=mask, keymap=keymap or {}, keymap_file=keymap_file,
             workspace_name=ws.spec.name, prod_branch=ws.spec.prod_branch, backend_name=ws.spec.backend,
-            has_services=bool(ws.spec.services), checks=tuple(ws.spec.checks.values()))
+            has_services=bool(ws.spec.services), checks=tuple(ws.spec.checks.values()), root=ws.root,
+            cwd=Path.cwd(), user=me())
         self.keymap_problems = keymap_problems or []
         self.poll_interval = poll_interval
         self.diff_limit = diff_limit
         if self.settings.keymap:
             self.set_keymap(self.settings.keymap)
+
+    def get_driver_class(self) -> type[Driver]:
+        """Textual's terminal driver, but ESC followed by a key in one read is ESC, then the key
+        (``workbench.tui.driver``); another driver (``serve``'s) is left as it is."""
+        driver = super().get_driver_class()
+        if driver.__module__ == "textual.drivers.linux_driver" and driver.__name__ == "LinuxDriver":
+            from workbench.tui.driver import EscapeThenKeyDriver
+
+            return EscapeThenKeyDriver
+        return driver
 
     def gateway(self, post: Post) -> Gateway:
         """The screen's way to the engine: its threads post to ``post``."""
@@ -69,6 +84,16 @@ class WorkbenchApp(App[int]):
     def on_mount(self) -> None:
         for problem in self.keymap_problems:
             self.notify(problem, title="keymap", severity="warning", timeout=10)
+
+    def notify(self, message: str, *, title: str = "", severity: SeverityLevel = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A notification. Its text is never read as markup (an engine message may hold ``[1]``);
+        over a dialog it goes on the dialog's own line instead of a toast that would hide the
+        dialog's text."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+        screen = self.screen if self.screen_stack else None
+        if isinstance(screen, Dialog):
+            screen.show_notice(message, title, severity, timeout or self.NOTIFICATION_TIMEOUT)
 
     async def action_quit(self) -> None:  # ctrl+q and friends end the gateway's threads too
         if isinstance(self.screen, MainScreen):

@@ -17,7 +17,9 @@ CLONE_ONLY = {
     "destroy": "destroy",
     "compare": "comparing with a snapshot",
 }
-CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop"}
+CHANGES = {"fork", "snapshot", "reset", "choose_snapshot", "undo_reset", "promote", "destroy", "start_stop",
+           "start_stop_prod", "restart"}
+PROD_CONTAINERS = "prod's containers are never started or stopped by repro-tui."
 NEEDS_CHECKS = {"check", "check_details"}
 
 
@@ -32,6 +34,7 @@ class Situation:
     can_undo_reset: bool = False
     has_services: bool = True
     backend: str = "local"
+    undo_refusal: str | None = None   # why the last reset is not this user's to undo (someone else's since)
     has_checks: bool = False      # repro.yaml declares checks
 
 
@@ -47,13 +50,21 @@ def refusal(action: str, s: Situation) -> str | None:
             return f"{s.selected} has an operation that was cut off; it is recovered by the next change."
     if action == "undo_reset" and not s.can_undo_reset:
         return f"{s.selected} has no reset to undo: r resets it, then z takes that back."
-    if action == "start_stop":
+    if action == "undo_reset" and s.undo_refusal:
+        return s.undo_refusal
+    if action in ("start_stop", "start_stop_prod", "restart"):
         if s.kind is None:
             return "no environment is selected."
         if s.kind == "prod" and s.backend != "local":
-            return "prod's containers are never started or stopped by repro-tui."
+            return PROD_CONTAINERS
+        if action == "start_stop" and s.kind == "prod":
+            return "prod's services start and stop only after you type prod (x asks)."
+        if action == "start_stop_prod" and s.kind != "prod":
+            return "this key starts and stops prod's services; select prod."
         if not s.has_services:
-            return f"{s.selected} has no service to start or stop."
+            return f"{s.selected} has no service to start, stop or restart."
+        if s.state == "pending":
+            return f"{s.selected} has an operation that was cut off; it is recovered by the next change."
     if action in NEEDS_CHECKS:
         if not s.has_checks:
             return "repro.yaml declares no check: add a 'checks:' section (README, section Checks)."

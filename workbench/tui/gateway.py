@@ -6,8 +6,9 @@ It owns every thread the screen needs and posts what they find as the events of
 * the *poller* reads the environments and the journal every ``poll_interval`` seconds,
   and at once when kicked (after an operation); it has its own read-only workspace;
 * the *live diff* runs the engine's watch on one pair; starting another stops it;
-* *operations* (fork, reset, ...) run one at a time in their own thread, never stopped
-  by the screen: a half-run operation is the engine's to finish or roll back;
+* *operations* (fork, reset, ...) run one at a time, each in a process of its own
+  (``workbench.detached``) that a thread follows: a hang-up, a dropped SSH connection or a
+  killed screen never stops one half way, and the screen never stops one either;
 * small one-off readers: the promote preview, the views of a very large report.
 
 Every text it posts passes the workspace's redactor.
@@ -21,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from workbench.detached import Detached, Request
 from workbench.errors import ReproError
 from workbench.tui.messages import (
     DiffComputed,
@@ -45,18 +47,21 @@ if TYPE_CHECKING:
     from workbench.diff.model import DiffReport
     from workbench.drift import Drift
     from workbench.journal import Recovered
-    from workbench.model import EnvInfo, JournalEntry, PromoteResult, SnapshotInfo
+    from workbench.model import EnvInfo, JournalEntry
     from workbench.redact import Redactor
     from workbench.spec import Spec
 
 Progress = Callable[[str], None]
 Post = Callable[[Event], None]
 
+__all__ = ["Engine", "Gateway", "Post", "Request", "call", "error_text"]
+
 
 class Engine(Protocol):
     """What the screen asks of a workspace (``workbench.workspace.Workspace`` is one)."""
 
     root: Path
+    repro_dir: Path
     spec: Spec
     redactor: Redactor
 
@@ -72,26 +77,15 @@ class Engine(Protocol):
     def logs(self, env: str, service: str | None = None, follow: bool = False, lines: int = 200) -> Any: ...
     def mail(self, env: str) -> Any: ...
     def mail_message(self, env: str, mail_id: int) -> Any: ...
-    def fork(self, source: str, name: str, progress: Progress | None = None,
-             with_drift: bool = False) -> EnvInfo: ...
-    def snapshot(self, env: str, name: str | None = None, progress: Progress | None = None) -> SnapshotInfo: ...
-    def reset(self, env: str, snapshot: str | None = None, code: bool = False,
-              progress: Progress | None = None) -> SnapshotInfo: ...
-    def undo_reset(self, env: str, progress: Progress | None = None) -> None: ...
-    def promote(self, env: str, message: str, merge: bool = False,
-                progress: Progress | None = None) -> PromoteResult: ...
-    def destroy(self, env: str, force: bool = False, progress: Progress | None = None) -> list[str]: ...
-    def start(self, env: str, progress: Progress | None = None) -> EnvInfo: ...
-    def stop(self, env: str, progress: Progress | None = None) -> EnvInfo: ...
-    def check(self, env: str, names: list[str] | None = None, trigger: str = "cli",
-              progress: Progress | None = None) -> list[CheckResult]: ...
     def latest_checks(self) -> list[CheckResult]: ...
     def drift(self) -> Drift: ...
     def save_postmortem(self, envs: list[str] | None = None) -> tuple[Path, str]: ...
 
 
-Call = Callable[[Engine, Progress], Any]
-"""An operation: the engine call to make, given the workspace and a progress callback."""
+def call(method: str, **kwargs: Any) -> Request:
+    """An operation for ``Gateway.run``: a method of the workspace (``reset``) and its arguments."""
+    return Request(method, kwargs)
+
 
 DRIFT_INTERVAL = 10.0
 """How often the poller looks at prod's drift (git and the engine: dearer than the list)."""
@@ -156,6 +150,7 @@ class Gateway:
                 try:
                     if reader is None:
                         reader = self.open_reader()
+                    recovered = reader.try_recover()   # a cut-off operation is recovered at once; never waits
                     envs = reader.list_envs()
                     journal = reader.journal(limit=10)
                     pending = reader.pending()
@@ -163,9 +158,9 @@ class Gateway:
                     seen = ([e.as_dict() for e in envs], [j.as_dict() for j in journal], [p.id for p in pending],
                             [c.as_dict() for c in checks])
                     said = None
-                    if seen != last:
+                    if seen != last or recovered:
                         last = seen
-                        self.post(WorkspaceRead(envs, journal, pending, checks=checks))
+                        self.post(WorkspaceRead(envs, journal, pending, recovered, checks=checks))
                     if time.monotonic() - drift_at >= DRIFT_INTERVAL:
                         drift_at = time.monotonic()
                         drift_seen = self._count_drift(reader, drift_seen)
@@ -236,25 +231,30 @@ class Gateway:
         self._thread(lambda: self.post(ViewsBuilt(build(), generation)), name="views")
 
     # operations -------------------------------------------------------------------------------
-    def run(self, op: str, env: str, done: type[OperationDone], call: Call) -> None:
-        """Run one change of the workspace in a thread; ``done`` names the event on success."""
-        self._thread(self._run, op, env, done, call, name=f"op-{op}")
+    def run(self, op: str, env: str, done: type[OperationDone], request: Request) -> None:
+        """Run one change of the workspace in a process of its own, followed by a thread;
+        ``done`` names the event on success."""
+        self._thread(self._run, op, env, done, request, name=f"op-{op}")
 
-    def _run(self, op: str, env: str, done: type[OperationDone], call: Call) -> None:
+    def _run(self, op: str, env: str, done: type[OperationDone], request: Request) -> None:
         started = time.perf_counter()
 
         def progress(step: str) -> None:
             self.post(StepReported(op, env, self.redact(step, env)))
 
         try:
-            result = call(self.ws, progress)
-        except ReproError as exc:
-            self.post(OperationFailed(op, env, self.redact(str(exc), env), "warning" if exc.code == 2 else "error"))
-            return
-        except Exception as exc:
+            outcome = Detached.start(self.ws.repro_dir, request).wait(progress)
+        except Exception as exc:   # it could not even start (a full disk, a removed workspace)
             self.post(OperationFailed(op, env, self.redact(error_text(exc), env)))
             return
-        self.post(done(op, env, result, time.perf_counter() - started))
+        finally:
+            self.kick()            # the workspace changed (or a cut-off one waits to be recovered)
+        if outcome.error is not None:
+            code = outcome.error.code
+            self.post(OperationFailed(op, env, self.redact(str(outcome.error), env),
+                                      "warning" if code == 2 else "error"))
+            return
+        self.post(done(op, env, outcome.result, time.perf_counter() - started))
 
     # one-off readers ----------------------------------------------------------------------------
     def load_preview(self, env: str) -> None:

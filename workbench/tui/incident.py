@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from workbench.names import PROD
+from workbench.tui.gateway import call
 from workbench.tui.incident_text import check_lines, checks_detail
 from workbench.tui.messages import ChecksRun, CloneForked, DriftLoaded, ReportWritten
 from workbench.tui.widgets.activity import Activity
@@ -30,7 +31,7 @@ def show_checks(screen: MainScreen) -> None:
 
 def run_checks(screen: MainScreen) -> None:
     env = screen.selected or PROD
-    screen.run_operation("check", env, ChecksRun, lambda ws, p: ws.check(env, trigger="key", progress=p))
+    screen.run_operation("check", env, ChecksRun, call("check", env=env, trigger="key"))
 
 
 def show_check_details(screen: MainScreen) -> None:
@@ -70,7 +71,7 @@ def fork_with_drift(screen: MainScreen) -> None:
     def forked(request: ForkRequest | None) -> None:
         if request is not None:
             screen.run_operation("fork", request.name, CloneForked,
-                                 lambda ws, p: ws.fork(PROD, request.name, progress=p, with_drift=True))
+                                 call("fork", source=PROD, name=request.name, with_drift=True))
 
     taken = {e.name for e in screen.envs.values() if e.kind == "clone"}
     screen.app.push_screen(ForkDialog([PROD], taken), forked)

@@ -40,7 +40,11 @@ KEYS: tuple[Key, ...] = (
         footer=False),
     Key("promote", "p", "promote", "Promote", "Commit the clone's changes on its branch (or merge them)"),
     Key("destroy", "d", "destroy", "Destroy", "Remove the selected clone (asks you to type its name)"),
-    Key("start-stop", "x", "start_stop", "Start/stop", "Start or stop the selected environment's services",
+    Key("start-stop", "x", "start_stop", "Start/stop", "Start or stop the selected clone's services",
+        footer=False),
+    Key("prod-start-stop", "x", "start_stop_prod", "Start/stop prod…",
+        "Start or stop prod's services (asks you to type prod)"),
+    Key("restart", "X", "restart", "Restart", "Restart the services after a config change (prod: asks first)",
         footer=False),
     Key("logs", "l", "logs", "Logs", "Show the logs of the selected environment's services", footer=False),
     Key("mail", "m", "mail", "Mail", "Show the mail the selected clone's services sent (caught, never delivered)",
@@ -55,7 +59,8 @@ KEYS: tuple[Key, ...] = (
     Key("tab-data", "3", "show_tab('data')", "Data", "Show the Data tab", footer=False),
     Key("next-pane", "tab", "app.focus_next", "Next pane", "Move to the next pane (shift+tab: back)",
         footer=False),
-    Key("cancel", "escape", "cancel", "Cancel", "Cancel what can be cancelled safely: a diff, a filter",
+    Key("detail", "enter", "detail", "Detail",
+        "Into the diff; on a change, show it whole (path, both values)",
         footer=False),
     Key("check", "k", "check", "Check", "Run the checks on the selected environment, and on prod beside it",
         footer=False),
@@ -65,11 +70,15 @@ KEYS: tuple[Key, ...] = (
         footer=False),
     Key("report", "W", "report", "Post-mortem", "Write the post-mortem of the selected clone and show it",
         footer=False),
+    Key("cancel", "escape", "cancel", "Back",
+        "Back to the environments; clear the filter; stop a diff", footer=False),
     Key("help", "question_mark", "help", "Help", "Show every key"),
     Key("quit", "q", "quit", "Quit", "Quit (services keep running)"),
 )
 
 KEY_IDS = frozenset(k.id for k in KEYS)
+LINKED = {"prod-start-stop": "start-stop"}
+"""A key that follows another when only the other is remapped (x for prod is x for clones)."""
 
 
 def keymap_path() -> Path:
@@ -104,6 +113,9 @@ def load_keymap(path: Path | None = None) -> tuple[dict[str, str], list[str]]:
             problems.append(f"{path}: {binding_id} must be a key name in quotes, e.g. {binding_id} = \"n\".")
         else:
             keymap[binding_id] = ",".join(k.strip() for k in keys.split(",") if k.strip())
+    for follower, leader in LINKED.items():
+        if leader in keymap and follower not in keymap:
+            keymap[follower] = keymap[leader]
     return keymap, problems
 
 
@@ -114,7 +126,7 @@ def effective_keys(keymap: dict[str, str]) -> list[tuple[Key, str]]:
 
 def key_display(keys: str) -> str:
     """How a key is written for people: ``question_mark`` -> ``?``, ``slash`` -> ``/``."""
-    names = {"question_mark": "?", "slash": "/", "escape": "esc", "tab": "tab"}
+    names = {"question_mark": "?", "slash": "/", "escape": "esc", "tab": "tab", "enter": "enter"}
     return " ".join(names.get(k, k) for k in keys.split(","))
 
 
@@ -124,3 +136,8 @@ def action_for_key(key: str, keymap: dict[str, str]) -> str | None:
         if key in keys.split(","):
             return k.action
     return None
+
+
+def actions_for_key(key: str, keymap: dict[str, str]) -> list[str]:
+    """Every action a key may trigger (``x``: a clone's start/stop, or prod's), first first."""
+    return [k.action for k, keys in effective_keys(keymap) if key in keys.split(",")]

@@ -14,6 +14,7 @@ messages' summaries, the threads in the gateway.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
@@ -28,11 +29,12 @@ from textual.timer import Timer
 from textual.widgets import Footer, Input, OptionList, Static
 
 from workbench.names import PROD
-from workbench.tui import incident
+from workbench.owners import undo_refusal
+from workbench.tui import incident, others
 from workbench.tui.availability import Situation, refusal
-from workbench.tui.gateway import Call, Gateway, Post
+from workbench.tui.gateway import Gateway, Post, Request, call
 from workbench.tui.incident_text import drift_note
-from workbench.tui.keymap import KEYS, action_for_key, key_display
+from workbench.tui.keymap import KEYS, actions_for_key, key_display
 from workbench.tui.messages import (
     CloneDestroyed,
     CloneForked,
@@ -48,6 +50,7 @@ from workbench.tui.messages import (
     PreviewLoaded,
     ReportWritten,
     ResetUndone,
+    ServicesRestarted,
     ServicesStarted,
     ServicesStopped,
     SnapshotTaken,
@@ -56,7 +59,7 @@ from workbench.tui.messages import (
     WorkspaceRead,
     WorkspaceUnreadable,
 )
-from workbench.tui.presentation import build_views, env_line, first_line, forking_line, title_text
+from workbench.tui.presentation import build_views, env_line, first_line, forking_line, title_text, worktree_text
 from workbench.tui.settings import ScreenSettings
 from workbench.tui.widgets.activity import Activity
 from workbench.tui.widgets.checks import ChecksList
@@ -74,6 +77,8 @@ if TYPE_CHECKING:
 
 BIG_REPORT = 20_000
 """Above this many changes, the diff pane's views are built off the screen's thread."""
+SMALLEST = (74, 20)
+"""The smallest terminal (columns, rows) the screen is laid out for; below it, a notice says so."""
 
 
 class Posted(Message):
@@ -113,6 +118,8 @@ class MainScreen(Screen[None]):
         self._filter_timer: Timer | None = None
         self._reported_pending: set[int] = set()
         self._last_diff_error: str | None = None
+        self._diff_error: tuple[int, str, str, float] | None = None   # (generation, env, message, when), unsettled
+        self._known: set[int] | None = None     # journal entries seen (others' news is told once)
         self._gateway: Gateway | None = None
         self.check_results: list[Any] = []      # the latest result of each check on each environment
         self.drift_count = 0                    # how much prod drifted (the poller looks every few seconds)
@@ -134,6 +141,7 @@ class MainScreen(Screen[None]):
             yield DiffView(id="diff")
         yield Activity(id="activity")
         yield Footer(show_command_palette=False)
+        yield Static("", id="too-small")
 
     def on_mount(self) -> None:
         self.query_one("#envs").border_title = "Environments"
@@ -152,7 +160,7 @@ class MainScreen(Screen[None]):
         """Ages ("2m", "3s ago") move on even when nothing else does."""
         self._show_envs()
         self._show_snapshots()
-        self.query_one(Activity).show_journal(self._journal, self.wb.clock())
+        self.query_one(Activity).show_journal(self._journal, self.wb.clock(), self.wb.user)
 
     def on_unmount(self) -> None:
         self.stop_workers()
@@ -199,6 +207,7 @@ class MainScreen(Screen[None]):
 
     # reading the workspace -------------------------------------------------------------
     def _workspace_read(self, message: WorkspaceRead) -> None:
+        self._tell_news(message.journal)
         self.envs = {e.name: e for e in message.envs}
         now = self.wb.clock()
         env_list = self.query_one(EnvList)
@@ -210,15 +219,29 @@ class MainScreen(Screen[None]):
             self.selected = env_list.selected_name
         self._show_snapshots()
         self._journal = message.journal
-        self.query_one(Activity).show_journal(message.journal, now)
+        self.query_one(Activity).show_journal(message.journal, now, self.wb.user)
         self.check_results = message.checks
         incident.show_checks(self)
+        for found in message.recovered:   # recovered by this screen's poller, at once
+            if found.done:
+                self._reported_pending.add(found.entry.id)
+            self.notify(found.sentence() + " (recovered by this screen).", severity="warning", timeout=10)
         for entry in message.pending:
             if entry.id not in self._reported_pending:
                 self._reported_pending.add(entry.id)
                 self.notify(f"{entry.op} of {entry.env} was cut off; the next change recovers it "
                             "(or: repro-tui recover).", severity="warning", timeout=10)
+        self._update_title()
         self.refresh_bindings()
+
+    def _tell_news(self, journal: list[JournalEntry]) -> None:
+        """What someone else did to the environment on screen, as a notice (told once)."""
+        if self._known is None:   # the first read: what happened before the screen opened is history
+            self._known = {e.id for e in journal}
+            return
+        for entry in others.news(journal, self._known, self.wb.user, self.selected):
+            self.notify(others.what_they_did(entry) + ".", title=f"{entry.env}: changed by someone else", timeout=8)
+        self._known.update(e.id for e in journal if e.outcome != "running")
 
     def _show_envs(self) -> None:
         """The list, with the operation under way marked on its environment (a clone being
@@ -252,8 +275,15 @@ class MainScreen(Screen[None]):
     def watch_selected(self, old: str | None, new: str | None) -> None:
         self.compare_to = PROD
         self._show_snapshots()
+        self._update_title()
         incident.show_checks(self)
         self._schedule_diff()
+
+    @on(OptionList.OptionSelected, "#envs")
+    def _env_chosen(self) -> None:
+        """Enter on an environment: the keyboard goes into its diff."""
+        if self.diff_pair() is not None:
+            self.query_one(DiffView).focus_changes()
 
     # the diff -------------------------------------------------------------------------
     def diff_pair(self) -> tuple[str, str] | None:
@@ -296,13 +326,31 @@ class MainScreen(Screen[None]):
         self._show_report()
 
     def _diff_failed(self, message: DiffFailed) -> None:
+        """A failed diff is told once it is clear it is a fault: not when an operation on its clone
+        (someone's reset, a destroy) swapped or removed its files under it. That is settled a
+        moment later, once the workspace has been read again."""
         if message.generation != self.generation:
             return
         self.diff_pending = False
         self.query_one(DiffView).set_status(f"{message.left} ↔ {message.right} · ✖ {first_line(message.message)}")
         if message.message != self._last_diff_error:  # a watch retries: say it once, not every poll
             self._last_diff_error = message.message
-            self.notify(message.message, title="diff failed", severity="error", timeout=8)
+            self._diff_error = (message.generation, message.right, message.message, self.wb.clock())
+            self.gateway.kick()
+            self.set_timer(others.SETTLE_SECONDS, self._settle_diff_error)
+
+    def _settle_diff_error(self) -> None:
+        if self._diff_error is None:
+            return
+        generation, env, text, when = self._diff_error
+        self._diff_error = None
+        if generation != self.generation or env not in self.envs:   # moved on, or the clone is gone (told as news)
+            return
+        cause = others.explains_failure(self._journal, env, when)
+        if cause is not None:
+            self.query_one(DiffView).set_status(others.while_busy(cause, self.wb.user, self.wb.clock()))
+            return
+        self.notify(text, title="diff failed", severity="error", timeout=8)
 
     def _show_report(self) -> None:
         if self.report is None:
@@ -341,41 +389,59 @@ class MainScreen(Screen[None]):
         self._show_report()
 
     def _update_title(self) -> None:
-        pair = self.diff_pair()
-        text = title_text(self.wb.workspace_name, pair[0] if pair else PROD, pair[1] if pair else None, True)
+        """The first line names the target of every key, its worktree, and a needed restart."""
+        env = self.envs.get(self.selected or "")
+        where = ""
+        if env is not None and self.wb.root is not None:
+            where = worktree_text(env.worktree, self.wb.root, self.wb.cwd, Path.home(), self.wb.mask)
+        text = title_text(self.wb.workspace_name, env, where, self.key_for("restart"))
         self.query_one("#title", Static).update(Content(text))
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Below the smallest size the screen is laid out for, a notice instead of a cut screen."""
+        cols, rows = event.size
+        small = cols < SMALLEST[0] or rows < SMALLEST[1]
+        self.set_class(small, "-too-small")
+        if small:
+            self.query_one("#too-small", Static).update(Content(
+                f"The terminal is {cols}×{rows}: repro-tui needs at least {SMALLEST[0]}×{SMALLEST[1]}.\n\n"
+                "Make the window larger (or the font smaller).\nq quits."))
 
     # keys -----------------------------------------------------------------------------
     def situation(self) -> Situation:
         env = self.envs.get(self.selected or "")
+        theirs = undo_refusal(env.name, env.last_reset_by, env.last_reset_at, self.wb.clock(), self.wb.user) \
+            if env is not None and env.kind == "clone" else None
         return Situation(
             selected=self.selected, kind=env.kind if env else None, state=env.state if env else None,
             busy=self.busy, can_undo_reset=bool(env and env.can_undo_reset),
             has_services=bool(env and env.services) if env else bool(self.wb.has_services),
-            backend=self.wb.backend_name, has_checks=bool(self.wb.checks))
+            backend=self.wb.backend_name, undo_refusal=theirs.message if theirs else None,
+            has_checks=bool(self.wb.checks))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return refusal(action, self.situation()) is None
 
     def on_key(self, event: events.Key) -> None:
-        """A key whose action cannot apply now says why, instead of doing nothing."""
-        action = action_for_key(event.key, self.wb.keymap)
-        reason = refusal(action, self.situation()) if action else None
-        if reason:
+        """A key none of whose actions can apply now says why, instead of doing nothing."""
+        actions = actions_for_key(event.key, self.wb.keymap)
+        situation = self.situation()
+        reasons = [refusal(action, situation) for action in actions]
+        if reasons and all(reasons):
             event.stop()
-            self.notify(reason, severity="warning", timeout=6)
+            self.notify(str(reasons[0]), severity="warning", timeout=6)
 
     def key_for(self, binding_id: str) -> str:
         keys = self.wb.keymap.get(binding_id) or next(k.key for k in KEYS if k.id == binding_id)
         return key_display(keys.split(",")[0])
 
     # operations -----------------------------------------------------------------------
-    def run_operation(self, op: str, env: str, done: type[OperationDone], call: Call) -> None:
+    def run_operation(self, op: str, env: str, done: type[OperationDone], request: Request) -> None:
         """Run one change of the workspace through the gateway; the screen stays responsive."""
         self._busy_env = env
         self.busy = f"{op} {env}"
         self.query_one(Activity).step = f"{op} {env} …"
-        self.gateway.run(op, env, done, call)
+        self.gateway.run(op, env, done, request)
 
     def _operation_over(self) -> None:
         self.busy = None
@@ -406,7 +472,7 @@ class MainScreen(Screen[None]):
         def forked(request: ForkRequest | None) -> None:
             if request is not None:
                 self.run_operation("fork", request.name, CloneForked,
-                                   lambda ws, p: ws.fork(request.source, request.name, progress=p))
+                                   call("fork", source=request.source, name=request.name))
 
         self.app.push_screen(ForkDialog(sources, {e.name for e in clones}), forked)
 
@@ -418,17 +484,17 @@ class MainScreen(Screen[None]):
 
         def named(name: str | None) -> None:
             if name is not None:
-                self.run_operation("snapshot", env, SnapshotTaken, lambda ws, p: ws.snapshot(env, name, progress=p))
+                self.run_operation("snapshot", env, SnapshotTaken, call("snapshot", env=env, name=name))
 
         self.app.push_screen(SnapshotNameDialog(env, taken), named)
 
     def action_reset(self) -> None:
         env = self._clone()
-        self.run_operation("reset", env, CloneReset, lambda ws, p: ws.reset(env, progress=p))
+        self.run_operation("reset", env, CloneReset, call("reset", env=env))
 
     def action_undo_reset(self) -> None:
         env = self._clone()
-        self.run_operation("undo-reset", env, ResetUndone, lambda ws, p: ws.undo_reset(env, progress=p))
+        self.run_operation("undo-reset", env, ResetUndone, call("undo_reset", env=env))
 
     def action_choose_snapshot(self) -> None:
         from workbench.tui.dialogs.snapshots import ChooseDialog
@@ -440,8 +506,7 @@ class MainScreen(Screen[None]):
 
         def chosen(snapshot: str | None) -> None:
             if snapshot is not None:
-                self.run_operation("reset", env, CloneReset,
-                                   lambda ws, p: ws.reset(env, snapshot=snapshot, progress=p))
+                self.run_operation("reset", env, CloneReset, call("reset", env=env, snapshot=snapshot))
 
         self.app.push_screen(ChooseDialog(f"Reset {env} to …", "Its data goes back to the snapshot at once "
                                           f"({self.key_for('undo-reset')} undoes it).", choices), chosen)
@@ -466,7 +531,7 @@ class MainScreen(Screen[None]):
         def promoted(request: PromoteRequest | None) -> None:
             if request is not None:
                 self.run_operation("promote", env, ClonePromoted,
-                                   lambda ws, p: ws.promote(env, request.message, merge=request.merge, progress=p))
+                                   call("promote", env=env, message=request.message, merge=request.merge))
 
         self.app.push_screen(PromoteDialog(env, branch, self.wb.prod_branch, message.files, message.diff_text),
                              promoted)
@@ -478,8 +543,7 @@ class MainScreen(Screen[None]):
 
         def confirmed(answer: Confirmed | None) -> None:
             if answer is not None:
-                self.run_operation("destroy", env, CloneDestroyed,
-                                   lambda ws, p: ws.destroy(env, force=answer.option, progress=p))
+                self.run_operation("destroy", env, CloneDestroyed, call("destroy", env=env, force=answer.option))
 
         self.app.push_screen(TypedConfirmDialog(
             f"Destroy {env}",
@@ -492,9 +556,53 @@ class MainScreen(Screen[None]):
         env = self.selected or PROD
         info = self.envs.get(env)
         if info is not None and info.state in ("running", "partial"):
-            self.run_operation("stop", env, ServicesStopped, lambda ws, p: ws.stop(env, progress=p))
+            self.run_operation("stop", env, ServicesStopped, call("stop", env=env))
         else:
-            self.run_operation("start", env, ServicesStarted, lambda ws, p: ws.start(env, progress=p))
+            self.run_operation("start", env, ServicesStarted, call("start", env=env))
+
+    def action_start_stop_prod(self) -> None:
+        """prod's services, after a typed confirmation naming prod."""
+        info = self.envs.get(PROD)
+        stop = info is not None and info.state in ("running", "partial")
+        what = "stop" if stop else "start"
+        self._confirm_prod(what, f"This {what}s the services of prod, the environment every clone is forked from"
+                           + (": whatever uses them now stops getting answers." if stop else "."),
+                           self.action_start_stop)
+
+    def action_restart(self) -> None:
+        env = self.selected or PROD
+
+        def restart() -> None:
+            self.run_operation("restart", env, ServicesRestarted, call("restart", env=env))
+
+        if env == PROD:
+            self._confirm_prod("restart", "This stops and starts the services of prod, the environment every clone "
+                               "is forked from: for a moment they answer nothing.", restart)
+        else:
+            restart()
+
+    def _confirm_prod(self, what: str, explanation: str, then: Callable[[], None]) -> None:
+        from workbench.tui.dialogs.confirm import TypedConfirmDialog
+
+        def confirmed(answer: Confirmed | None) -> None:
+            if answer is not None:
+                then()
+
+        self.app.push_screen(TypedConfirmDialog(f"{what.capitalize()} prod's services", explanation, expected=PROD,
+                                                button=what.capitalize()), confirmed)
+
+    def action_detail(self) -> None:
+        """Enter: from the environments into the diff; on a change, the change in full."""
+        from workbench.tui.details import detail_of
+        from workbench.tui.dialogs.detail import DetailDialog
+
+        diff = self.query_one(DiffView)
+        pair = self.diff_pair()
+        current = diff.current_change() if pair is not None else None
+        if pair is None or current is None or self.report is None:
+            return
+        _section, change = current
+        self.app.push_screen(DetailDialog(pair[1], pair[0], detail_of(change, pair[0], pair[1], self.report)))
 
     def action_logs(self) -> None:
         from workbench.tui.dialogs.logs import LogsDialog
@@ -550,13 +658,15 @@ class MainScreen(Screen[None]):
         diff = self.query_one(DiffView)
         if not self.needle:
             diff.remove_class("-filtering")
-        diff.show_tab(diff.active_tab)
+        diff.show_tab(diff.active_tab, focus=True)   # enter: the keyboard to the filtered changes
 
     def action_toggle_intended(self) -> None:
         self.show_intended = not self.show_intended
 
     def action_show_tab(self, section: str) -> None:
-        self.query_one(DiffView).show_tab(section)
+        """The keyboard stays where it is: on the environments, or in the diff (then in the new tab)."""
+        diff = self.query_one(DiffView)
+        diff.show_tab(section, focus=diff.has_focus_within)
 
     def action_check(self) -> None:
         incident.run_checks(self)
@@ -584,7 +694,10 @@ class MainScreen(Screen[None]):
         if diff.has_class("-filtering"):
             diff.remove_class("-filtering")
             self.needle = ""
-            diff.show_tab(diff.active_tab)
+            self.query_one(EnvList).focus()
+            return
+        if diff.has_focus_within:   # back to the environments: ↑↓ choose the target again
+            self.query_one(EnvList).focus()
             return
         if self.diff_pending and self.gateway.stop_diff():
             self.diff_pending = False

@@ -176,6 +176,11 @@ class ServicesStopped(OperationDone):
         return f"{self.env} stopped."
 
 
+class ServicesRestarted(OperationDone):
+    def summary(self, undo_key: str) -> str:
+        return f"{self.env} restarted in {self.took}: its services read their settings again."
+
+
 # --- the incident: checks, prod's drift, the post-mortem ---------------------------------
 
 class ChecksRun(OperationDone):

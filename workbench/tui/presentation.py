@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from workbench.formats import age, count, duration, size  # noqa: F401 - the screen's formatters too
@@ -55,6 +56,16 @@ def state_tone(state: str) -> str:
 
 # --- environments -----------------------------------------------------------------
 
+def screen_age(ts: float | None, now: float) -> str:
+    """An age as the screen shows it: ``<1m`` for the first minute, then ``2m``, ``3h``.
+
+    Over SSH every repaint is bytes on the link; ages counted in seconds would repaint the
+    environments and the journal every few seconds while nobody types."""
+    if ts and 0 <= now - ts < 60:
+        return "<1m"
+    return age(ts, now)
+
+
 def ports_text(services: dict[str, dict[str, Any]], mask: bool = False) -> str:
     """``:8001 :8002`` — the ports an environment's services listen on."""
     ports = [s.get("port") for s in services.values() if s.get("port")]
@@ -75,6 +86,7 @@ class EnvLine:
     branch: str
     snapshots: str
     ports: str
+    owner: str = ""               # the user who forked the clone
     note: str = ""                  # e.g. prod's drift: "⚠ drift 2"
 
     @property
@@ -93,8 +105,9 @@ def env_line(env: Any, now: float, busy: str | None = None, mask: bool = False, 
     word = busy or env.state
     snaps = "" if env.kind == "prod" else count(len(env.snapshots), "snap")
     return EnvLine(name=env.name, symbol=state_symbol(state), state=word, tone=state_tone(state),
-                   age="" if env.kind == "prod" else age(env.created_at, now), branch=env.branch,
-                   snapshots=snaps, ports=ports_text(env.services, mask), note=note)
+                   age="" if env.kind == "prod" else screen_age(env.created_at, now), branch=env.branch,
+                   snapshots=snaps, ports=ports_text(env.services, mask), note=note,
+                   owner=getattr(env, "owner", None) or "")
 
 
 def forking_line(name: str) -> EnvLine:
@@ -110,7 +123,7 @@ def snapshot_line(snap: Any, now: float, last_reset: str | None) -> tuple[str, s
         notes.append("ready")
     if last_reset == snap.name:
         notes.append("◂ reset here")
-    return snap.name, age(snap.created_at, now), " ".join(notes)
+    return snap.name, screen_age(snap.created_at, now), " ".join(notes)
 
 
 # --- the journal ------------------------------------------------------------------
@@ -128,9 +141,12 @@ def shown_in_journal(entry: Any) -> bool:
     return not (entry.op == "prepare-ready" and entry.outcome in ("ok", "running"))
 
 
-def journal_line(entry: Any, now: float) -> str:
-    """``2m  ✓ fork b1  1.4 s  copy db + scrub 0.9 s`` — what happened and how long it took."""
+def journal_line(entry: Any, now: float, me: str = "") -> str:
+    """``2m  ✓ fork b1  1.4 s  copy db + scrub 0.9 s`` — what happened and how long it took
+    (and who did it, when it was not ``me``)."""
     what = f"{entry.op} {entry.env}" if entry.env else entry.op
+    if me and f"{entry.user}@{entry.host}" != me:
+        what += f" (by {entry.user})"
     symbol = OUTCOME_SYMBOLS.get(entry.outcome, "✖" if entry.outcome.startswith("failed") else "·")
     word = "" if entry.outcome in ("ok", "running") else f" {entry.outcome}"
     took = duration(entry.seconds) if entry.finished_at else "running"
@@ -140,7 +156,7 @@ def journal_line(entry: Any, now: float) -> str:
         if len(entry.steps) > 1 and step.get("seconds", 0) >= 0.05:
             slowest = f"  slowest: {step.get('step')} {duration(step.get('seconds'))}"
     message = f"  {first_line(entry.message)}" if entry.message and entry.outcome != "ok" else ""
-    return f"{age(entry.started_at, now):>4} ago  {symbol} {what}{word}  {took}{slowest}{message}"
+    return f"{screen_age(entry.started_at, now):>4} ago  {symbol} {what}{word}  {took}{slowest}{message}"
 
 
 def first_line(text: str | None, limit: int = 200) -> str:
@@ -242,14 +258,19 @@ def data_where(change: Any) -> tuple[str, str]:
     return key_text(key), column or "(row)"
 
 
+CELL_LIMIT = 600
+"""Characters of a value a change table keeps: the table cuts to its column's width, so a wide
+terminal shows more; the detail view (Enter) shows a value whole."""
+
+
 def change_cells(change: Any, section: str) -> tuple[str, ...]:
     """The cells of one row of a change table. Data rows: kind, key, column, values,
     intent; config and services rows: kind, path, values, intent."""
     symbol = kind_symbol(getattr(change, "kind", "changed"))
     if section == "data":
         key, column = data_where(change)
-        return (symbol, key, column, change_values(change, 80), intent_text(change))
-    return (symbol, section_path(change, section), change_values(change, 80), intent_text(change))
+        return (symbol, key, column, change_values(change, CELL_LIMIT), intent_text(change))
+    return (symbol, section_path(change, section), change_values(change, CELL_LIMIT), intent_text(change))
 
 
 def change_detail(change: Any) -> str:
@@ -375,13 +396,29 @@ def section_counts(changes: Sequence[Any]) -> tuple[int, int]:
     return unexpected, intended
 
 
-def title_text(workspace: str, left: str, right: str | None, live: bool) -> str:
-    """The first line of the screen: where we are and what is compared."""
-    if right is None or right == left:
-        what = "prod: select a clone to see what differs"
-    else:
-        what = f"{left} ↔ {right}" + (" (live)" if live else "")
-    return f"repro-tui · {workspace} · {what}"
+def title_text(workspace: str, env: Any | None, worktree: str, restart_key: str) -> str:
+    """The first line of the screen: the environment every key acts on (the target), where its
+    files are (to edit them from another shell), and whether its services need a restart."""
+    if env is None:
+        return f"repro-tui · {workspace}"
+    parts = [f"▶ {env.name}"]
+    if getattr(env, "restart_needed", None):
+        parts.append(f"⚠ restart needed ({restart_key})")
+    parts.append(f"{'read-only, ' if env.kind == 'prod' else ''}worktree {worktree}")
+    return " · ".join(parts) + f"  │ repro-tui · {workspace}"
+
+
+def worktree_text(worktree: Path, root: Path, cwd: Path | None, home: Path, mask: bool = False) -> str:
+    """Where an environment's files are, as short as stays usable: relative to the folder the
+    screen was started in when it is inside it, else with ``~`` for the home folder; relative
+    to the workspace when ``mask`` is on (snapshot tests, whose folders change every run)."""
+    if mask:
+        rel = worktree.relative_to(root) if worktree.is_relative_to(root) else worktree
+        return f"‹workspace›/{rel}" if str(rel) != "." else "‹workspace›"
+    if cwd is not None and worktree.is_relative_to(cwd):
+        rel = worktree.relative_to(cwd)
+        return "./" if str(rel) == "." else f"./{rel}"
+    return f"~/{worktree.relative_to(home)}" if worktree.is_relative_to(home) else str(worktree)
 
 
 @dataclass

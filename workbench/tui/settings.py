@@ -21,3 +21,6 @@ class ScreenSettings:
     backend_name: str = "local"
     has_services: bool = True
     checks: tuple[Any, ...] = ()    # repro.yaml's checks (workbench.spec.CheckSpec), for the Checks pane
+    root: Path | None = None        # the workspace's folder
+    cwd: Path | None = None         # where the screen was started (worktree paths are shown from here)
+    user: str = ""                  # user@host, as the journal names people: whose reset an undo may take back

@@ -10,10 +10,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Select, Static
 
 from workbench.names import PROD, first_free, name_problem
+from workbench.tui.dialogs.base import Dialog
 
 
 @dataclass(frozen=True)
@@ -38,20 +38,21 @@ def suggest_name(taken: set[str]) -> str:
     return first_free("bug", taken)
 
 
-class ForkDialog(ModalScreen[ForkRequest | None]):
+class ForkDialog(Dialog[ForkRequest | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog-cancel")]
 
     def __init__(self, sources: list[str], taken: set[str], source: str = PROD) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.sources = sources
         self.taken = taken
+        self.default_name = suggest_name(taken)
         self.source = source if source in sources else PROD
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box") as box:
             box.border_title = "Fork a new clone"
             yield Static("Name (a-z, 0-9 and '-', e.g. bug-1042):", classes="prompt")
-            yield Input(placeholder=suggest_name(self.taken), id="name", compact=True)
+            yield Input(placeholder=f"(empty: {self.default_name})", id="name", compact=True)
             yield Static("", id="name-problem", classes="problem")
             yield Static("Source (prod, a clone, or a clone's snapshot):", classes="prompt")
             yield Select([(s, s) for s in self.sources], value=self.source, allow_blank=False, id="source",
@@ -61,8 +62,7 @@ class ForkDialog(ModalScreen[ForkRequest | None]):
                 yield Button("Cancel", id="cancel", compact=True)
 
     def typed_name(self) -> str:
-        value = self.query_one("#name", Input).value.strip()
-        return value or self.query_one("#name", Input).placeholder
+        return self.query_one("#name", Input).value.strip() or self.default_name
 
     @on(Input.Changed, "#name")
     def _check(self) -> None:

@@ -9,9 +9,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from workbench.tui.dialogs.base import Dialog
 from workbench.tui.keymap import effective_keys, key_display
 
 
@@ -20,6 +20,9 @@ def help_content(keymap: dict[str, str], keymap_file: Path | None) -> Content:
     width = max(len(keys) for keys, _, _ in rows)
     lines = [Content.assemble((keys.rjust(width), "bold $text-accent"), "  ", text) for keys, text, _ in rows]
     lines.append(Content(""))
+    lines.append(Content.styled("▶ marks the environment every key acts on, whatever pane has the keyboard;",
+                                "$text-muted"))
+    lines.append(Content.styled("1 2 3 switch tabs and leave the keyboard where it is.", "$text-muted"))
     lines.append(Content.styled("States: ● running  ○ stopped  ◐ partial  ✖ crashed  ! cut off  ◇ no service",
                                 "$text-muted"))
     lines.append(Content.styled("Changes: + added  - removed  ~ changed  (override) (scrub) = intended",
@@ -38,13 +41,13 @@ def _home(path: Path) -> str:
         return str(path)
 
 
-class HelpDialog(ModalScreen[None]):
+class HelpDialog(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,q,question_mark", "close", "Close", id="dialog-cancel"),
     ]
 
     def __init__(self, keymap: dict[str, str], keymap_file: Path | None) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.keymap = keymap
         self.keymap_file = keymap_file
 

@@ -12,14 +12,26 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Log, Select, Static
 from textual.worker import get_current_worker
 
 from workbench.errors import ReproError
+from workbench.tui.dialogs.base import Dialog
 
 ReadLogs = Callable[[str], list[str]]
 """Reads the last lines of a service's log (called in a thread)."""
+
+
+def appended(before: list[str], now: list[str]) -> list[str] | None:
+    """The lines added to a log between two reads of its last lines (the window slides as
+    lines come): what follows the longest end of ``before`` that ``now`` starts with; None
+    when the two share nothing (the log was rotated or replaced)."""
+    if not before:
+        return now
+    for k in range(min(len(before), len(now)), 0, -1):
+        if now[k - 1] == before[-1] and now[:k] == before[-k:]:
+            return now[k:]
+    return None
 
 
 @dataclass
@@ -28,17 +40,18 @@ class LogsRead(Message):
     error: str | None = None
 
 
-class LogsDialog(ModalScreen[None]):
+class LogsDialog(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="dialog-cancel")]
 
     def __init__(self, env: str, services: list[str], read: ReadLogs, interval: float = 1.0) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.env = env
         self.services = services
         self.read = read
         self.interval = interval
         self.service = services[0]
         self._lines: list[str] = []
+        self._status = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide") as box:
@@ -78,21 +91,22 @@ class LogsDialog(ModalScreen[None]):
                 time.sleep(0.05)
 
     def on_logs_read(self, message: LogsRead) -> None:
-        status = self.query_one("#log-status", Static)
-        if message.error:
-            status.update(message.error)
+        """Only what changed is drawn: an idle log costs the terminal nothing (over SSH every
+        repaint is bytes on the link)."""
+        text = message.error or f"{self.service}: last {len(message.lines)} lines, refreshed every second"
+        if text != self._status:
+            self._status = text
+            self.query_one("#log-status", Static).update(text)
+        if message.error or message.lines == self._lines:
             return
-        status.update(f"{self.service}: last {len(message.lines)} lines, refreshed every second")
         log = self.query_one(Log)
-        lines = message.lines
-        if lines[: len(self._lines)] == self._lines and self._lines:
-            new = lines[len(self._lines):]
-        else:
+        new = appended(self._lines, message.lines)
+        if new is None:
             log.clear()
-            new = lines
+            new = message.lines
         if new:
             log.write_lines(new)
-        self._lines = lines
+        self._lines = message.lines
 
     def action_close(self) -> None:
         self.workers.cancel_group(self, "logs")

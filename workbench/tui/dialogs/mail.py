@@ -13,11 +13,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import DataTable, Static, TextArea
 from textual.worker import get_current_worker
 
 from workbench.errors import ReproError
+from workbench.tui.dialogs.base import Dialog
 
 ListMail = Callable[[], list[list[str]]]      # rows: id, time, from, to, subject (called in a thread)
 ReadMail = Callable[[int], str]               # one message as text (called in a thread)
@@ -38,11 +38,11 @@ def _error(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ReproError) else f"{type(exc).__name__}: {exc}"
 
 
-class MessageDialog(ModalScreen[None]):
+class MessageDialog(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="dialog-cancel")]
 
     def __init__(self, title: str, text: str) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.title_text = title
         self.text = text
 
@@ -58,16 +58,17 @@ class MessageDialog(ModalScreen[None]):
         self.dismiss(None)
 
 
-class MailDialog(ModalScreen[None]):
+class MailDialog(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="dialog-cancel")]
 
     def __init__(self, env: str, listing: ListMail, read: ReadMail, interval: float = 2.0) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.env = env
         self.listing = listing
         self.read = read
         self.interval = interval
         self._rows: list[list[str]] = []
+        self._status = ""
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box wide") as box:
@@ -95,14 +96,13 @@ class MailDialog(ModalScreen[None]):
                 time.sleep(0.05)
 
     def on_mail_listed(self, message: MailListed) -> None:
-        status = self.query_one("#mail-status", Static)
-        if message.error:
-            status.update(message.error)
-            return
         n = len(message.rows)
-        status.update(f"{n} message(s) caught by the mail sink, none delivered" if n else
-                      f"no mail yet: what {self.env}'s services send arrives here (none is delivered)")
-        if message.rows == self._rows:
+        text = message.error or (f"{n} message(s) caught by the mail sink, none delivered" if n else
+                                 f"no mail yet: what {self.env}'s services send arrives here (none is delivered)")
+        if text != self._status:   # drawn only when it changes: an idle dialog writes nothing to the terminal
+            self._status = text
+            self.query_one("#mail-status", Static).update(text)
+        if message.error or message.rows == self._rows:
             return
         table = self.query_one(DataTable)
         for row in message.rows[len(self._rows):] if message.rows[:len(self._rows)] == self._rows else []:

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Input, Static
+from textual.widgets import Button, Input, Static
 
+from workbench.tui.dialogs.base import Dialog
 from workbench.tui.dialogs.confirm import Confirmed, TypedConfirmDialog
+from workbench.tui.widgets.checkbox import TextCheckbox
 
 MAX_LINES = 2000
 
@@ -71,11 +72,11 @@ def _without_headers(lines: list[str]) -> list[str]:
     return out
 
 
-class PromoteDialog(ModalScreen[PromoteRequest | None]):
+class PromoteDialog(Dialog[PromoteRequest | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog-cancel")]
 
     def __init__(self, env: str, branch: str, prod_branch: str, files: list[str], diff_text: str) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.env = env
         self.branch = branch
         self.prod_branch = prod_branch
@@ -88,9 +89,10 @@ class PromoteDialog(ModalScreen[PromoteRequest | None]):
             with VerticalScroll(id="promote-diff"):
                 yield Static(diff_content(self.files, self.diff_text))
             yield Static("Commit message:", classes="prompt")
-            yield Input(placeholder="Fix …", id="message", compact=True)
-            yield Checkbox(f"also merge into {self.prod_branch} (prod's branch; asks to confirm)", id="merge",
-                           compact=True)
+            yield Input(placeholder="(one line: what the fix does)", id="message", compact=True)
+            yield Static("", id="message-problem", classes="problem")
+            yield TextCheckbox(f"also merge into {self.prod_branch} (prod's branch; asks to confirm)", id="merge",
+                               compact=True)
             with Horizontal(classes="buttons"):
                 yield Button("Promote", variant="primary", id="promote", disabled=True, compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
@@ -101,14 +103,17 @@ class PromoteDialog(ModalScreen[PromoteRequest | None]):
     @on(Input.Changed, "#message")
     def _typed(self, event: Input.Changed) -> None:
         self.query_one("#promote", Button).disabled = not event.value.strip()
+        self.query_one("#message-problem", Static).update("")
 
     @on(Input.Submitted, "#message")
     @on(Button.Pressed, "#promote")
     def _promote(self) -> None:
         message = self.query_one("#message", Input).value.strip()
         if not message:
+            self.query_one("#message-problem", Static).update(
+                Content("✖ nothing is committed without a message: type one line saying what the fix does"))
             return
-        if not self.query_one("#merge", Checkbox).value:
+        if not self.query_one("#merge", TextCheckbox).value:
             self.dismiss(PromoteRequest(message=message, merge=False))
             return
 

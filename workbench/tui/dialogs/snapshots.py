@@ -9,11 +9,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Button, Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from workbench.names import FORKED, first_free, name_problem
+from workbench.tui.dialogs.base import Dialog
 
 
 def snapshot_name_problem(name: str, taken: set[str]) -> str | None:
@@ -31,27 +31,27 @@ def default_snapshot_name(taken: set[str]) -> str:
     return first_free("s", taken)
 
 
-class SnapshotNameDialog(ModalScreen[str | None]):
+class SnapshotNameDialog(Dialog[str | None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog-cancel")]
 
     def __init__(self, env: str, taken: set[str]) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.env = env
         self.taken = taken
+        self.default_name = default_snapshot_name(taken)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box") as box:
             box.border_title = f"Snapshot {self.env}"
-            yield Static("Name (enter keeps the default):", classes="prompt")
-            yield Input(placeholder=default_snapshot_name(self.taken), id="name", compact=True)
+            yield Static("Name (a-z, 0-9 and '-'):", classes="prompt")
+            yield Input(placeholder=f"(empty: {self.default_name})", id="name", compact=True)
             yield Static("", id="name-problem", classes="problem")
             with Horizontal(classes="buttons"):
                 yield Button("Snapshot", variant="primary", id="ok", compact=True)
                 yield Button("Cancel", id="cancel", compact=True)
 
     def typed_name(self) -> str:
-        field = self.query_one("#name", Input)
-        return field.value.strip() or field.placeholder
+        return self.query_one("#name", Input).value.strip() or self.default_name
 
     @on(Input.Changed, "#name")
     def _check(self) -> None:
@@ -70,13 +70,13 @@ class SnapshotNameDialog(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-class ChooseDialog(ModalScreen[str | None]):
+class ChooseDialog(Dialog[str | None]):
     """Pick one of a few choices (snapshots, services): enter picks, escape cancels."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog-cancel")]
 
     def __init__(self, title: str, explanation: str, choices: list[tuple[str, str]], current: str | None = None):
-        super().__init__(classes="dialog")
+        super().__init__()
         self.title_text = title
         self.explanation = explanation
         self.choices = choices

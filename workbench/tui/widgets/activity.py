@@ -34,8 +34,8 @@ class Activity(Vertical):
         if self.is_mounted:
             self.query_one("#progress-text", Static).update(Content(f" ⟳ {step}" if step else ""))
 
-    def show_journal(self, entries: list[Any], now: float) -> None:
-        lines = tuple(journal_line(e, now) for e in [e for e in entries if shown_in_journal(e)][: self.lines])
+    def show_journal(self, entries: list[Any], now: float, me: str = "") -> None:
+        lines = tuple(journal_line(e, now, me) for e in [e for e in entries if shown_in_journal(e)][: self.lines])
         if lines == self._journal:
             return
         self._journal = lines

@@ -38,7 +38,9 @@ class ChangeTable(ScrollView, can_focus=True):
         overflow-x: hidden;
         & > .change-table--header { text-style: bold; color: $text-muted; }
         & > .change-table--cursor { background: $block-cursor-blurred-background; }
-        &:focus > .change-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground; }
+        &:focus > .change-table--cursor {
+            background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold;
+        }
         & > .change-table--good { color: $text-success; }
         & > .change-table--bad { color: $text-error; }
         & > .change-table--warn { color: $text-warning; }

@@ -34,8 +34,8 @@ class DiffView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="diff-status")
-        yield Input(placeholder="filter: part of a path or a value (enter keeps it, esc clears it)", id="filter",
-                    compact=True)
+        yield Input(placeholder="(filter: part of a path or a value; enter keeps it, esc clears it)",
+                    id="filter", compact=True)
         with TabbedContent(id="tabs"):
             for section in ("config", "services"):
                 with TabPane(TITLES[section], id=section):
@@ -125,10 +125,27 @@ class DiffView(Vertical):
         detail = self.query_one(f"#{event.table.section}-detail", Static)
         detail.update(Content(change_detail(event.change)) if event.change is not None else "")
 
+    @on(OptionList.OptionSelected, "#tables")
+    def _table_chosen(self) -> None:
+        self.query_one("#data-changes", ChangeTable).focus()
+
     # tabs -------------------------------------------------------------------------
-    def show_tab(self, section: str) -> None:
+    def show_tab(self, section: str, focus: bool = False) -> None:
+        """Show a tab; the keyboard moves into it only with ``focus`` (the environments keep it
+        otherwise: ↑↓ go on choosing the environment every key acts on)."""
         self.query_one(TabbedContent).active = section
-        self.query_one(f"#{section}-changes", ChangeTable).focus()
+        if focus:
+            self.focus_changes()
+
+    def focus_changes(self) -> None:
+        """The keyboard into the active tab's changes (↑↓ move through them, Enter shows one)."""
+        self.query_one(f"#{self.active_tab}-changes", ChangeTable).focus()
+
+    def current_change(self) -> tuple[str, object] | None:
+        """The highlighted change of the active tab and its section, if any."""
+        section = self.active_tab
+        change = self.query_one(f"#{section}-changes", ChangeTable).current_change()
+        return (section, change) if change is not None else None
 
     @property
     def active_tab(self) -> str:

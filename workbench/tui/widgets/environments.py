@@ -13,12 +13,19 @@ from workbench.tui.presentation import EnvLine, snapshot_line
 TONE_STYLES = {"good": "$text-success", "bad": "$text-error", "warn": "$text-warning", "quiet": "$text-muted"}
 
 
-def env_prompt(line: EnvLine) -> Content:
-    """Two lines: ``● b1  running  2h`` and ``  repro/b1  3 snaps  :8001``."""
+TARGET = "▶ "
+"""Marks the selected environment, the one every key acts on, whatever pane has the keyboard
+(a mark, not only a colour: it reads the same in 16 colours and with NO_COLOR)."""
+
+
+def env_prompt(line: EnvLine, selected: bool = False) -> Content:
+    """Two lines: ``▶ ● b1  running  2h  alice`` and ``    repro/b1  3 snaps  :8001``."""
     tone = TONE_STYLES.get(line.tone, "")
-    first = Content.assemble((line.symbol, tone), " ", (line.name, "bold"), "  ", (line.state, tone),
-                             (f"  {line.age}" if line.age else "", "$text-muted"))
-    second = Content.assemble("  ", (line.second, "$text-muted"))
+    mark = TARGET if selected else " " * len(TARGET)
+    first = Content.assemble((mark, "bold"), (line.symbol, tone), " ", (line.name, "bold"), "  ",
+                             (line.state, tone), (f"  {line.age}" if line.age else "", "$text-muted"),
+                             (f"  {line.owner}" if line.owner else "", "$text-muted"))
+    second = Content.assemble(" " * len(TARGET), "  ", (line.second, "$text-muted"))
     return Content("\n").join([first, second])
 
 
@@ -28,19 +35,29 @@ class EnvList(OptionList):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._shown: tuple[EnvLine, ...] = ()
+        self._marked: str | None = None
 
     def show(self, lines: list[EnvLine]) -> None:
         if tuple(lines) == self._shown:
             return
         keep = self.selected_name
-        self._shown = tuple(lines)
-        self.clear_options()
-        self.add_options([Option(env_prompt(line), id=line.name) for line in lines])
         names = [line.name for line in lines]
-        if keep in names:
-            self.highlighted = names.index(keep)
-        elif names:
-            self.highlighted = 0
+        target = keep if keep in names else (names[0] if names else None)
+        self._shown = tuple(lines)
+        self._marked = target
+        self.clear_options()
+        self.add_options([Option(env_prompt(line, line.name == target), id=line.name) for line in lines])
+        if target is not None:
+            self.highlighted = names.index(target)
+
+    def watch_highlighted(self, highlighted: int | None) -> None:
+        """The mark follows the highlight."""
+        super().watch_highlighted(highlighted)
+        for i, line in enumerate(self._shown[: self.option_count]):
+            if (i == highlighted) != (line.name == self._marked):
+                self.replace_option_prompt_at_index(i, env_prompt(line, i == highlighted))
+        inside = highlighted is not None and highlighted < len(self._shown)
+        self._marked = self._shown[highlighted].name if inside and highlighted is not None else None
 
     @property
     def selected_name(self) -> str | None:
