@@ -14,7 +14,7 @@ and two checkouts on one engine never touch each other's clones. Prod's
 and, for copies, exec'd into for reading; pausing one during a volume copy is an opt-in
 (``docker: {pause_prod_for_copy: true}``).
 
-Longer than most modules (about 770 lines), on purpose: it is the one object that knows
+Longer than most modules (about 860 lines), on purpose: it is the one object that knows
 how a clone's containers are named, labelled, made, started, checked and removed, and each
 of those uses the others. The clone's data volumes (snapshots, the undo of a reset) live in
 ``docker_volumes``, the settings of a container in ``docker_settings``, the engine itself in

@@ -21,6 +21,10 @@ one by one.
 
 Pages are read as SQLite readers see them: the main file with the committed frames of
 the ``-wal`` file laid over it.
+
+Longer than most modules (about 600 lines), on purpose: the b-tree format is read here and
+nowhere else (headers, cells, overflow, WITHOUT ROWID keys, freelists), so that what the diff
+trusts about a page is in one place, with the reasons it is exact.
 """
 
 from __future__ import annotations

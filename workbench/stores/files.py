@@ -11,6 +11,7 @@ import hashlib
 import os
 import shutil
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from workbench import fsutil
@@ -69,24 +70,20 @@ class FilesStore(FolderStore):
         store) would let the clone write them: the copy gets the file it points at instead
         (a link to a folder, or to nothing, is left out). Links elsewhere are kept."""
         prod_real = os.path.realpath(prod)
-        for folder, dirs, files in os.walk(dest):
-            for name in dirs + files:
-                link = os.path.join(folder, name)
-                if not os.path.islink(link):
-                    continue
-                seen_from = os.path.join(prod, os.path.relpath(folder, dest))
-                real = os.path.realpath(os.path.join(seen_from, os.readlink(link)))
-                if real == prod_real or real.startswith(prod_real + os.sep):
-                    continue
-                if not any(real == str(p) or real.startswith(os.path.realpath(p) + os.sep)
-                           for p in self.fence.prod_paths):
-                    continue
-                os.unlink(link)
-                if os.path.isfile(real):
-                    shutil.copy2(real, link)
-                if progress:
-                    rel = os.path.relpath(link, dest)
-                    progress(f"{self.name}/{rel} pointed at {real}: the clone gets a copy of it, not the link")
+        for folder, link in _links(dest):
+            seen_from = os.path.join(prod, os.path.relpath(folder, dest))
+            real = os.path.realpath(os.path.join(seen_from, os.readlink(link)))
+            if real == prod_real or real.startswith(prod_real + os.sep):
+                continue
+            if not any(real == str(p) or real.startswith(os.path.realpath(p) + os.sep)
+                       for p in self.fence.prod_paths):
+                continue
+            os.unlink(link)
+            if os.path.isfile(real):
+                shutil.copy2(real, link)
+            if progress:
+                rel = os.path.relpath(link, dest)
+                progress(f"{self.name}/{rel} pointed at {real}: the clone gets a copy of it, not the link")
 
     def copy_dir(self, src_dir: Path, dest_dir: Path, sync: bool = True) -> None:
         fsutil.copy_tree(src_dir, dest_dir)
@@ -128,21 +125,26 @@ def _walk(root: Path):
                     stack.append(Path(entry.path))
 
 
+def _links(root: Path) -> Iterator[tuple[str, str]]:
+    """(folder, path) of every symbolic link under ``root`` (links to folders not followed)."""
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            link = os.path.join(folder, name)
+            if os.path.islink(link):
+                yield folder, link
+
+
 def _relink(dest: Path, prod: Path) -> None:
     """Absolute links into prod's folder would let a clone write prod's files: point them
     at the same place inside the copy, relatively. Other links are kept as they are."""
     prod_real = os.path.realpath(prod)
-    for folder, dirs, files in os.walk(dest):
-        for name in dirs + files:
-            link = os.path.join(folder, name)
-            if not os.path.islink(link):
-                continue
-            target = os.readlink(link)
-            if not os.path.isabs(target):
-                continue
-            for base in {str(prod), prod_real}:
-                if target == base or target.startswith(base.rstrip(os.sep) + os.sep):
-                    inside = os.path.join(str(dest), os.path.relpath(target, base))
-                    os.unlink(link)
-                    os.symlink(os.path.relpath(inside, folder), link)
-                    break
+    for folder, link in _links(dest):
+        target = os.readlink(link)
+        if not os.path.isabs(target):
+            continue
+        for base in {str(prod), prod_real}:
+            if target == base or target.startswith(base.rstrip(os.sep) + os.sep):
+                inside = os.path.join(str(dest), os.path.relpath(target, base))
+                os.unlink(link)
+                os.symlink(os.path.relpath(inside, folder), link)
+                break

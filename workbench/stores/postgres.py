@@ -22,7 +22,7 @@ the ``postgres`` system user (Debian's PostgreSQL authenticates local connection
 so a remote engine works the same and no password is needed or printed. The store reaches
 its servers through a ``PgHost`` (the Docker backend), never by importing a backend.
 
-Longer than most modules (about 670 lines), on purpose: the fork (base backup, dump and
+Longer than most modules (about 700 lines), on purpose: the fork (base backup, dump and
 restore, copy of a clone), the private scrub server and the database-level snapshot, reset
 and undo are one store's steps and share its names and its servers.
 """

@@ -6,7 +6,7 @@ its gateway (``workbench.tui.gateway``, plain Python) owns the poller, the live 
 the operations' threads, and posts what they find as events named in the past tense
 (``workbench.tui.messages``); the screen handles each in its own thread and never waits.
 
-Longer than most modules (about 550 lines), on purpose: it holds one handler per key of
+Longer than most modules (about 700 lines), on purpose: it holds one handler per key of
 the keymap and one per event of the gateway; the words live in ``presentation`` and the
 messages' summaries, the threads in the gateway.
 """
