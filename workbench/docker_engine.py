@@ -227,15 +227,17 @@ class Engine:
                 pass
 
     def helper(self, env: str, image: str, script: str, mounts: dict[str, dict[str, str]], what: str,
-               service: str = "", user: str | None = None, timeout: float = 3600) -> str:
+               service: str = "", user: str | None = None, timeout: float = 3600, network: str = "none",
+               environment: dict[str, str] | None = None) -> str:
         """Run ``sh -c script`` in a labelled helper container of ``image`` with the given
-        volumes mounted and no network; return its output, raise with its log tail."""
+        volumes mounted and no network (or ``network``, e.g. ``container:ID`` to reach a
+        server on its loopback); return its output, raise with its log tail."""
         name = self.name(env, "helper", what, f"{os.getpid()}{int(time.time() * 1000) % 100000}")
         with engine_call(f"{what} (helper container of {image})"):
             c = self.client.containers.create(
                 image, entrypoint=["sh", "-c", script], command=[], name=name, volumes=mounts,
-                labels=self.labels(env, service, "helper"), network_mode="none", user=user or "0:0",
-                detach=True)
+                labels=self.labels(env, service, "helper"), network_mode=network, user=user or "0:0",
+                environment=environment, detach=True)
             try:
                 c.start()
                 result = c.wait(timeout=timeout)

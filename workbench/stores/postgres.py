@@ -43,7 +43,7 @@ from typing import Any
 
 from workbench.errors import BackendError, InvalidInput, NotFound, Refused
 from workbench.fence import Fence
-from workbench.names import FORKED
+from workbench.names import FORKED, PROD
 from workbench.psql import PATH_PRELUDE, PgHost, PgServer, last_error, qi, ql
 from workbench.scrub import name_part, scrub_value, workspace_key
 from workbench.spec import ScrubRule, Spec, StoreSpec
@@ -306,7 +306,7 @@ class PostgresStore(Store):
         if source is None:
             src = self.prod_server()
             say(f"copying {self.name} online (pg_basebackup)")
-            if not self._base_backup(src, dest, place.image, vol, rel, place.target):
+            if not self._base_backup(src, dest, place.image, vol, rel, place.target, say):
                 say(f"pg_basebackup failed ({getattr(self, '_base_backup_error', 'no detail')}): copying "
                     f"{self.name} by pg_dump | pg_restore instead")
                 self._new_cluster(src, dest, place.image, vol, place.target, place.pgdata)
@@ -315,6 +315,7 @@ class PostgresStore(Store):
             self._copy_clone(source, dest, place.image, vol, rel, place.target, say)
         # one private server for all that follows: the copy made fit to run, restored, scrubbed,
         # its 'forked' snapshot taken; after its clean stop, new WAL when it held original values
+        say(f"starting a private server on the copy of {self.name}")
         with self.private_server(dest, fresh_copy=True, reset_wal=source is None and bool(rules)) as srv:
             if restore_from is not None:
                 self._dump_restore(restore_from, srv, say)
@@ -324,15 +325,27 @@ class PostgresStore(Store):
                     self.scrub(srv, rules)
             else:
                 self._keep_only(srv, source_snapshot)
+            say(f"keeping {self.name} as it was forked (snapshot 'forked')")
             self._copy_db(srv, self.db, self.snap_db(FORKED))
+            say(f"stopping the private server of {self.name}")
         self._set_state(dest, ready=None, undo=False, snapshot_made=FORKED)
 
-    def _base_backup(self, src: PgServer, dest: str, image: str, vol: str, rel: str, target: str) -> bool:
+    def _base_backup(self, src: PgServer, dest: str, image: str, vol: str, rel: str, target: str,
+                     say: Progress, source: str = PROD) -> bool:
         engine = self.backend.engine
         path = f"/vol/{rel}".rstrip("/")
-        engine.helper(dest, image, f"set -e; mkdir -p {path}; find {path} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +; "
-                      f"chown postgres:postgres {path} 2>/dev/null || true; chmod 700 {path}",
-                      {vol: {"bind": "/vol", "mode": "rw"}}, "preparing the volume", self.service)
+
+        def empty_folder() -> None:
+            engine.helper(dest, image, f"set -e; mkdir -p {path}; find {path} -mindepth 1 -maxdepth 1 -exec rm -rf "
+                          f"{{}} +; chown postgres:postgres {path} 2>/dev/null || true; chmod 700 {path}",
+                          {vol: {"bind": "/vol", "mode": "rw"}}, "preparing the volume", self.service)
+
+        empty_folder()
+        if self._direct_base_backup(src, dest, image, vol, path, self._password(source)):
+            return True
+        say(f"no replication login over TCP for {self.user}: streaming the copy of {self.name} from inside "
+            "prod's container instead")
+        empty_folder()
         from workbench.docker_engine import engine_call
 
         name = engine.name(dest, self.service, "untar", uuid.uuid4().hex[:6])
@@ -367,6 +380,26 @@ class PostgresStore(Store):
             self._base_backup_error = last_error(err.decode("utf-8", "replace"))
             return False
         return True   # the private server that runs on it next removes prod's pid and log files
+
+    def _direct_base_backup(self, src: PgServer, dest: str, image: str, vol: str, path: str,
+                            password: str | None) -> bool:
+        """pg_basebackup run beside prod's server — a helper in its network, never in its
+        container — writing straight into the clone's volume: the copy goes at the speed of
+        pg_basebackup to a disk, not through repro-tui. It needs a replication login over
+        TCP (the store's password, or the source's ``POSTGRES_PASSWORD``, or trust); without one,
+        False, and the copy is streamed from inside prod's container instead."""
+        engine = self.backend.engine
+        port = self.store.port or 5432
+        script = (PATH_PRELUDE + f"exec pg_basebackup -h 127.0.0.1 -p {port} -U {shlex.quote(self.user)} "
+                  f"-D {path} -X fetch -c fast -w")
+        try:
+            engine.helper(dest, image, script, {vol: {"bind": "/vol", "mode": "rw"}},
+                          "pg_basebackup beside prod's server", self.service, user="postgres",
+                          network=f"container:{src.container.id}",
+                          environment={"PGPASSWORD": password} if password else None)
+        except BackendError:
+            return False
+        return True
 
     def _fix_owner(self, env: str, image: str, vol: str, target: str, pgdata: str) -> None:
         """A copy whose files the image's postgres user does not own (another uid in prod's
@@ -445,7 +478,7 @@ class PostgresStore(Store):
         if c is not None and c.status == "running":
             say(f"copying {source}'s {self.name} online")
             srv = PgServer(self.backend.engine, c, self.user, self._password(source))
-            if self._base_backup(srv, dest, image, vol, rel, target):
+            if self._base_backup(srv, dest, image, vol, rel, target, say, source):
                 return
         src_vol = self.backend.pg_place(source, self.service).volume
         say(f"copying {source}'s {self.name} volume")
