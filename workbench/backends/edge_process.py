@@ -63,11 +63,12 @@ def running(run_dir: Path, name: str = NAME) -> bool:
     return running_pid(run_dir, name) is not None
 
 
-def _port(host: str, previous: Any, avoid: set[int]) -> int:
-    """The port used last time when it is still free, else a new one."""
+def _port(host: str, previous: Any, avoid: set[int], ours: bool = False) -> int:
+    """The port used last time when it is still free (or still held by this very edge,
+    ``ours``: a running sink keeps its port, and is not restarted for a new one), else a new one."""
     if isinstance(previous, list) and len(previous) == 2 and previous[0] == host:
         port = int(previous[1])
-        if port not in avoid and not port_open(port, host):
+        if port not in avoid and (ours or not port_open(port, host)):
             return port
     return free_port(avoid)
 
@@ -76,12 +77,14 @@ def plan(run_dir: Path, host: str, avoid: set[int], forwards: list[dict[str, Any
          allow: list[str] | None = None) -> dict[str, Any]:
     """The edge's settings for a start: the sink (and the proxy) on ``host``."""
     old = read_config(run_dir)
+    ours = running(run_dir)
     used = set(avoid) | {f["listen"][1] for f in forwards or []}
-    mail_port = _port(host, (old.get("mail") or {}).get("listen"), used)
+    mail_port = _port(host, (old.get("mail") or {}).get("listen"), used, ours)
     cfg: dict[str, Any] = {"mail": {"listen": [host, mail_port], "folder": str(mail_folder(run_dir))},
                            "forwards": forwards or []}
     if allow:
-        cfg["proxy"] = {"listen": [host, _port(host, (old.get("proxy") or {}).get("listen"), used | {mail_port})],
+        cfg["proxy"] = {"listen": [host, _port(host, (old.get("proxy") or {}).get("listen"), used | {mail_port},
+                                               ours)],
                         "allow": list(allow)}
     return cfg
 
