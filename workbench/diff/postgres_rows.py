@@ -457,24 +457,36 @@ class TableDiff:
         return self.group.count(change.kind, self.limit)
 
 
+class Numeric(Decimal):
+    """A numeric as PostgreSQL prints it, in every output: its digits and its scale, never
+    an exponent (``0.00000000000000000000``, where a Decimal says ``0E-20``)."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+    def __format__(self, spec: str, *args: Any) -> str:
+        return super().__format__(spec or "f", *args)
+
+
 def shown(printed: str | None, typ: str = "") -> Any:
-    """A value as ``to_json`` printed it, as a change holds it. A numeric is a Decimal,
+    """A value as ``to_json`` printed it, as a change holds it. A numeric is a ``Numeric``,
     its digits and scale as printed (JSON shows it as a string: ``"1.00"``); a float is a
     float (``-0`` is ``-0.0``; NaN and the infinities stay as printed); a number of any
-    other type is an int or a float where one holds it as printed, else a Decimal."""
-    if printed is None:
-        return None
+    other type is an int or a float where one holds it as printed, else a ``Numeric``. A json
+    document that is ``null`` is the text ``null``: None is SQL's NULL."""
+    if printed is None or printed == "null":
+        return printed
     value = json.loads(printed)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     base = base_type(typ)
     if base == "numeric":
-        return Decimal(printed)
+        return Numeric(printed)
     if base in FLOAT_TYPES or "e" in printed or "E" in printed or printed == "-0":   # only floats print these
         return float(printed)
     if repr(value) == printed:
         return value
-    return Decimal(printed)
+    return Numeric(printed)
 
 
 def base_type(typ: str) -> str:
