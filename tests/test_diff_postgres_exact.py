@@ -250,3 +250,28 @@ def test_composite_and_retyped_keys(server):
         ("db.wide.v", "changed", '"integer"', '"text"', None),
         ("db.wide[1].v", "changed", "7", '"7"', None),
     ])
+
+
+def test_a_key_with_a_scrubbed_column_finds_no_row(server):
+    """The clone's scrubbed values differ from prod's on every row: a key holding one would
+    report each row removed and added. Another key is taken, or none."""
+    left, right = pair(server, "scrubkey", """
+        CREATE TABLE people (email text NOT NULL UNIQUE, id int UNIQUE, name text);
+        INSERT INTO people VALUES ('ann@mail.test', 1, 'Ann'), ('bob@mail.test', 2, 'Bob');
+        CREATE TABLE logins (email text PRIMARY KEY, seen int);
+        INSERT INTO logins VALUES ('ann@mail.test', 1), ('bob@mail.test', 2);
+    """, """
+        UPDATE people SET email = md5(email) || '@example.invalid';
+        UPDATE logins SET email = md5(email) || '@example.invalid';
+        UPDATE people SET name = 'Bobby' WHERE id = 2;
+        UPDATE logins SET seen = 3 WHERE seen = 2;
+    """)
+    changes, groups = run(left, right, scrubbed={"people": {"email"}, "logins": {"email"}})
+    assert sorted((c.path, c.kind, c.intent) for c in changes) == [
+        ("db.logins", "added", None), ("db.logins", "removed", None), ("db.logins.email", "changed", "scrub"),
+        ("db.people.email", "changed", "scrub"), ("db.people[2].name", "changed", None)]
+    shown = {c.kind: c for c in changes if c.path == "db.logins"}
+    assert (shown["removed"].left, shown["added"].right) == ({"seen": 2}, {"seen": 3})   # no e-mail shown
+    assert groups["db.people"].note == ("no primary key: rows found by the unique index people_id_key, rows whose "
+                                        "key holds NULL compared as a multiset")
+    assert groups["db.logins"].note == "its keys hold a scrubbed column: rows compared as a multiset"

@@ -90,13 +90,15 @@ class TableDef:
 
 
 def row_key(lt: TableDef, rt: TableDef, scrubbed: set[str]) -> tuple[list[str], str]:
-    """The columns that find a row on both sides, and what they are (``no key``: none).
-    A key with a scrubbed column would find no row of prod in the clone."""
+    """The columns that find a row on both sides, and what they are (``no key``: none; a
+    ``scrubbed key``: none but keys holding a scrubbed column, which find no row of prod
+    in the clone)."""
     theirs = {tuple(cols) for _how, cols in rt.keys()}
-    for how, cols in lt.keys():
-        if tuple(cols) in theirs and not scrubbed & {c.lower() for c in cols}:
+    common = [(how, cols) for how, cols in lt.keys() if tuple(cols) in theirs]
+    for how, cols in common:
+        if not scrubbed & {c.lower() for c in cols}:
             return cols, how
-    return [], "no key"
+    return [], "scrubbed key" if common else "no key"
 
 
 @dataclass
@@ -205,6 +207,8 @@ class TableDiff:
         self.group = GroupSummary("data", f"{store}.{lt.shown}")
         if how == "no key":
             self.group.note = "no key: rows compared as a multiset"
+        elif how == "scrubbed key":
+            self.group.note = "its keys hold a scrubbed column: rows compared as a multiset"
         elif how != "primary key":
             self.group.note = f"no primary key: rows found by the {how}" + (
                 ", rows whose key holds NULL compared as a multiset" if self.nullable else "")
