@@ -122,7 +122,11 @@ def test_case_under_a_nondeterministic_collation_is_a_change(server):
         INSERT INTO u VALUES ('Ab', 1);
         CREATE TABLE bag (t text COLLATE ci);
         INSERT INTO bag VALUES ('one'), ('one');
+        CREATE TABLE mix (k text COLLATE ci, b text, c text COLLATE "C", v int, PRIMARY KEY (k, b, c));
+        INSERT INTO mix VALUES ('abc', 'x', 'y', 1), ('def', 'x', 'y', 2);
     """, """
+        UPDATE mix SET k = 'Abc' WHERE v = 1;
+        UPDATE mix SET v = 3 WHERE v = 2;
         UPDATE n SET k = 'ABC' WHERE k = 'abc';
         UPDATE n SET v = 'MIXED' WHERE k = 'keep';
         UPDATE u SET code = 'aB';
@@ -140,6 +144,9 @@ def test_case_under_a_nondeterministic_collation_is_a_change(server):
         ('db.u["aB"]', "added", "null", row(code="aB", v=1), None),
         ("db.bag", "added", "null", row(t="One"), 1),
         ("db.bag", "removed", row(t="one"), "null", 1),
+        ('db.mix["Abc","x","y"]', "added", "null", row(k="Abc", b="x", c="y", v=1), None),
+        ('db.mix["abc","x","y"]', "removed", row(k="abc", b="x", c="y", v=1), "null", None),
+        ('db.mix["def","x","y"].v', "changed", "2", "3", None),
     ])
 
 
@@ -180,14 +187,21 @@ def test_floats_nan_infinity_and_negative_zero(server):
     left, right = pair(server, "floats", """
         CREATE TABLE f (id int PRIMARY KEY, d float8, r real, n numeric);
         INSERT INTO f VALUES (1, 0, 0, 0), (2, 'NaN', 'NaN', 'NaN'), (3, 'Infinity', '-Infinity', 'Infinity'),
-                             (4, 1e15, 1.5, 1e15), (5, 0.1, 0.1, 0.1);
+                             (4, 1e15, 1.5, 1e15), (5, 0.1, 0.1, 0.1), (6, 0.3, 0.3, 0.3);
     """, """
         UPDATE f SET d = '-0', r = '-0' WHERE id = 1;
         UPDATE f SET d = 'Infinity', n = '-Infinity' WHERE id = 2;
         UPDATE f SET r = 'NaN' WHERE id = 3;
         UPDATE f SET d = 1e15 + 1 WHERE id = 4;
+        UPDATE f SET d = 0.1::float8 + 0.2::float8 WHERE id = 6;
     """)
     assert left.server.value("SELECT '-0'::float8 = 0::float8 AS same", left.db) is True
+    # servers set to print floats with 15 digits (as before PostgreSQL 12) print 0.3 and
+    # 0.30000000000000004 alike: the diff's own sessions print them exactly
+    for side in (left, right):
+        side.server.psql(f"ALTER DATABASE {side.db} SET extra_float_digits = 0")
+    right.server.close()
+    assert right.server.value("SELECT (0.1::float8 + 0.2::float8)::text AS v", right.db) == "0.3"
     changes, _ = run(left, right)
     assert facts(changes) == sorted([
         ("db.f[1].d", "changed", "0.0", "-0.0", None),
@@ -196,6 +210,7 @@ def test_floats_nan_infinity_and_negative_zero(server):
         ("db.f[2].n", "changed", '"NaN"', '"-Infinity"', None),
         ("db.f[3].r", "changed", '"-Infinity"', '"NaN"', None),
         ("db.f[4].d", "changed", "1000000000000000.0", "1000000000000001.0", None),
+        ("db.f[6].d", "changed", "0.3", "0.30000000000000004", None),
     ])
 
 

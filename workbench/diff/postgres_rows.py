@@ -116,6 +116,9 @@ class Side:
             self.server.psql("SET jit = off", self.db)
         except BackendError:
             pass   # a server without JIT
+        # floats printed exactly (a server set to extra_float_digits = 0 prints 15 digits:
+        # two different values alike), as every PostgreSQL since 12 does by default
+        self.server.psql("SET extra_float_digits = 3", self.db)
         return self.server.version()
 
 
@@ -242,7 +245,9 @@ class TableDiff:
         return f"hash_record(ROW({values}))" if self.hash_record else f"hashtext(ROW({values})::text)"
 
     def _key_expr(self) -> str:
-        return " || '|' || ".join(f"coalesce({qi(p)}::text, '')" for p in self.pk)
+        """The key as one text, hashed as bytes (under "C": columns of two collations cannot
+        be hashed together, and a nondeterministic one hashes 'abc' as 'ABC')."""
+        return " || '|' || ".join(f'coalesce(({qi(p)}::text) COLLATE "C", \'\')' for p in self.pk)
 
     def _keyed(self) -> str:
         """SQL true for a row its key can find (no NULL in it)."""
