@@ -290,3 +290,24 @@ def test_a_key_with_a_scrubbed_column_finds_no_row(server):
     assert groups["db.people"].note == ("no primary key: rows found by the unique index people_id_key, rows whose "
                                         "key holds NULL compared as a multiset")
     assert groups["db.logins"].note == "its keys hold a scrubbed column: rows compared as a multiset"
+
+
+def test_the_two_servers_settings_change_no_value(server):
+    """A clone restored from a dump may print times in another zone, intervals and bytea
+    in another style: the same values are not changes."""
+    left, right = pair(server, "settings", """
+        CREATE TABLE t (id int PRIMARY KEY, at timestamptz, d date, span interval, raw bytea, f float8);
+        INSERT INTO t VALUES (1, '2024-03-01 12:00:00+00', '2024-03-01', '1 day 02:00:00', '\\x00ff', 0.3),
+                             (2, '2024-03-02 12:00:00+00', '2024-03-02', '3 hours', '\\x41', 1);
+    """, "UPDATE t SET at = at + interval '1 second' WHERE id = 2")
+    for side, tz, style, dates, raw in ((left, "Europe/Paris", "sql_standard", "SQL, DMY", "escape"),
+                                        (right, "America/New_York", "iso_8601", "German", "hex")):
+        side.server.psql(f"ALTER DATABASE {side.db} SET TimeZone = '{tz}'; ALTER DATABASE {side.db} SET "
+                         f"IntervalStyle = '{style}'; ALTER DATABASE {side.db} SET DateStyle = '{dates}'; "
+                         f"ALTER DATABASE {side.db} SET bytea_output = '{raw}'")
+    server.close()
+    assert {left.server.value("SELECT at::text AS v FROM t WHERE id = 1", db) for db in (left.db, right.db)} == {
+        "01/03/2024 13:00:00 CET", "01.03.2024 07:00:00 EST"}
+    changes, _ = run(left, right)
+    assert [(c.path, c.left, c.right) for c in changes] == [
+        ("db.t[2].at", "2024-03-02T12:00:00+00:00", "2024-03-02T12:00:01+00:00")]

@@ -116,9 +116,11 @@ class Side:
             self.server.psql("SET jit = off", self.db)
         except BackendError:
             pass   # a server without JIT
-        # floats printed exactly (a server set to extra_float_digits = 0 prints 15 digits:
-        # two different values alike), as every PostgreSQL since 12 does by default
-        self.server.psql("SET extra_float_digits = 3", self.db)
+        # values printed the same way on both servers, whatever they are set to: floats
+        # exactly (extra_float_digits = 0 prints 0.3 and 0.30000000000000004 alike), times
+        # in UTC (a clone restored from a dump may not have prod's time zone)
+        self.server.psql("SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "
+                         "SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'", self.db)
         return self.server.version()
 
 
