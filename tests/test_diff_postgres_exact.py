@@ -311,3 +311,35 @@ def test_the_two_servers_settings_change_no_value(server):
     changes, _ = run(left, right)
     assert [(c.path, c.left, c.right) for c in changes] == [
         ("db.t[2].at", "2024-03-02T12:00:00+00:00", "2024-03-02T12:00:01+00:00")]
+
+
+def test_names_like_the_diffs_own_words(server):
+    """Schemas, tables and columns named like the aliases of the diff's queries, or quoted."""
+    s = '"Sales ""EU"""'
+    left, right = pair(server, "names", f"""
+        CREATE SCHEMA {s};
+        CREATE TABLE {s}."odd 'table'" (h int, b text, n text, c0 int, "Select" text, PRIMARY KEY (b, h));
+        INSERT INTO {s}."odd 'table'" VALUES (1, 'a', 'n1', 5, 's'), (2, 'b', 'n2', 6, 't');
+        CREATE TABLE {s}.ints (h int PRIMARY KEY, b text, n int);
+        INSERT INTO {s}.ints SELECT g, 'x', g FROM generate_series(1, 1000) g;
+        CREATE TABLE {s}.uniq (t0 int UNIQUE, j0 text, n int);
+        INSERT INTO {s}.uniq VALUES (1, 'a', 1), (NULL, 'b', 1), (NULL, 'b', 1);
+    """, f"""
+        UPDATE {s}."odd 'table'" SET "Select" = 'S', c0 = 7 WHERE h = 1;
+        UPDATE {s}."odd 'table'" SET h = 3 WHERE h = 2;
+        UPDATE {s}.ints SET b = 'y' WHERE h = 500;
+        UPDATE {s}.uniq SET j0 = 'A' WHERE t0 = 1;
+        UPDATE {s}.uniq SET j0 = 'B' WHERE ctid = (SELECT min(ctid) FROM {s}.uniq WHERE t0 IS NULL);
+    """)
+    changes, _ = run(left, right)
+    t = 'db.Sales "EU".'
+    assert sorted((c.path, c.kind, c.count) for c in changes) == [
+        (f"{t}ints[500].b", "changed", None),
+        (f"{t}odd 'table'[\"a\",1].Select", "changed", None),
+        (f"{t}odd 'table'[\"a\",1].c0", "changed", None),
+        (f"{t}odd 'table'[\"b\",2]", "removed", None),
+        (f"{t}odd 'table'[\"b\",3]", "added", None),
+        (f"{t}uniq", "added", 1),
+        (f"{t}uniq", "removed", 1),
+        (f"{t}uniq[1].j0", "changed", None),
+    ]
