@@ -1,11 +1,27 @@
 """The data diff of one PostgreSQL database on two servers (prod's and a clone's).
 
 Rows are never loaded to be compared in Python: each server sums row hashes over ranges
-of the primary key, both at once; only ranges whose checksums differ are split again
-(bisected), until they are small enough to compare row hashes, and only the rows that
-differ are read. This is the method of data-diff and reladiff; a first pass cuts the
-key space into many ranges at once so that 100 changed rows in a million take three
-round trips and one scan of the table per server.
+of the key, both at once; only ranges whose checksums differ are split again (bisected),
+until they are small enough to compare row hashes, and only the rows that differ are
+read. This is the method of data-diff and reladiff; a first pass cuts the key space into
+many ranges at once so that 100 changed rows in a million take three round trips and one
+scan of the table per server.
+
+A row is found by its primary key or, in a table without one, by a unique index both
+sides have (not partial, on plain columns, none of them scrubbed). A row whose unique
+key holds NULL (a unique index allows it any number of times) identifies nothing: such
+rows are compared as the rows of a table without any key are, as multisets (buckets of
+row hashes, the differing buckets read grouped by value, with their counts).
+
+Values are compared as PostgreSQL prints them (``to_json``), not by ``=``: numeric keeps
+its scale (``1`` is not ``1.0``), ``-0`` is not ``0``, text under a nondeterministic
+collation keeps its case (``'abc'`` is not ``'ABC'``), and in a column whose type differs
+between the sides a value keeps its kind (the number ``1`` is not the text ``'1'``). A
+key matches only a key printed the same, so a key whose case or scale changed is a row
+removed and a row added, as in the SQLite diff. jsonb is normalised by PostgreSQL itself
+(key order, spaces): two jsonb values that differ only so are equal; json keeps its text,
+so the same edit of a json value is a change. The row hashes follow the same rule: a
+column is hashed by its type's hash function only where equal values print alike.
 
 Scrubbed columns are left out of the row hashes: a scrubbed column is one change with
 the intent ``scrub`` per column (when its values differ), never one per row. The schema
@@ -15,11 +31,14 @@ the same shape as the SQLite diff's.
 
 from __future__ import annotations
 
+import json
 import math
+import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from workbench.diff.model import Change, GroupSummary
@@ -31,6 +50,12 @@ FIRST_SPLIT = 2000        # ranges of the first pass (at most)
 SPLIT = 32                # ranges a differing range is cut into
 LEAF_ROWS = 256           # a range with at most this many rows is compared row by row
 INT_TYPES = {"smallint", "integer", "bigint"}
+# types whose hash function tells apart any two values that print differently (numeric
+# only with a fixed scale; text hashed as its bytes, under the "C" collation)
+EXACT_HASH = {"smallint", "integer", "bigint", "boolean", "date", "uuid", "bytea", "oid", "time without time zone",
+              "timestamp without time zone", "timestamp with time zone"}
+BYTES_HASH = {"text", "character varying"}
+FLOAT_TYPES = {"real", "double precision"}
 
 
 @dataclass
@@ -40,7 +65,7 @@ class TableDef:
     columns: list[tuple[str, str, bool]]            # name, type, not null
     pk: list[str]
     indexes: dict[str, str] = field(default_factory=dict)
-    hashable: set[str] = field(default_factory=set)  # columns whose type has a default hash function
+    uniques: dict[str, list[str]] = field(default_factory=dict)   # unique indexes a row can be found by
 
     @property
     def qname(self) -> str:
@@ -52,6 +77,28 @@ class TableDef:
 
     def col_type(self, col: str) -> str:
         return next((t for c, t, _n in self.columns if c == col), "")
+
+    def not_null(self, col: str) -> bool:
+        return next((n for c, _t, n in self.columns if c == col), False)
+
+    def keys(self) -> list[tuple[str, list[str]]]:
+        """What can find a row, best first: the primary key, then the unique indexes whose
+        columns are all NOT NULL, then the others; fewer columns first."""
+        uniques = sorted(self.uniques.items(),
+                         key=lambda u: (not all(self.not_null(c) for c in u[1]), len(u[1]), u[0]))
+        return ([("primary key", self.pk)] if self.pk else []) + [(f"unique index {n}", c) for n, c in uniques]
+
+
+def row_key(lt: TableDef, rt: TableDef, scrubbed: set[str]) -> tuple[list[str], str]:
+    """The columns that find a row on both sides, and what they are (``no key``: none; a
+    ``scrubbed key``: none but keys holding a scrubbed column, which find no row of prod
+    in the clone)."""
+    theirs = {tuple(cols) for _how, cols in rt.keys()}
+    common = [(how, cols) for how, cols in lt.keys() if tuple(cols) in theirs]
+    for how, cols in common:
+        if not scrubbed & {c.lower() for c in cols}:
+            return cols, how
+    return [], "scrubbed key" if common else "no key"
 
 
 @dataclass
@@ -69,14 +116,18 @@ class Side:
             self.server.psql("SET jit = off", self.db)
         except BackendError:
             pass   # a server without JIT
+        # values printed the same way on both servers, whatever they are set to: floats
+        # exactly (extra_float_digits = 0 prints 0.3 and 0.30000000000000004 alike), times
+        # in UTC (a clone restored from a dump may not have prod's time zone)
+        self.server.psql("SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; "
+                         "SET IntervalStyle = 'postgres'; SET bytea_output = 'hex'", self.db)
         return self.server.version()
 
 
 def read_schema(side: Side) -> dict[tuple[str, str], TableDef]:
     rows = side.query(
         "SELECT n.nspname AS s, c.relname AS t, a.attname AS col, format_type(a.atttypid, a.atttypmod) AS typ, "
-        "a.attnotnull AS nn, a.attnum AS pos, EXISTS (SELECT 1 FROM pg_opclass oc JOIN pg_am am ON "
-        "am.oid = oc.opcmethod WHERE am.amname = 'hash' AND oc.opcdefault AND oc.opcintype = a.atttypid) AS hashable "
+        "a.attnotnull AS nn, a.attnum AS pos "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
         "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped "
         "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
@@ -85,16 +136,18 @@ def read_schema(side: Side) -> dict[tuple[str, str], TableDef]:
     for r in rows:
         t = tables.setdefault((r["s"], r["t"]), TableDef(r["s"], r["t"], [], []))
         t.columns.append((r["col"], r["typ"], r["nn"]))
-        if r["hashable"]:
-            t.hashable.add(r["col"])
-    pks = side.query(
-        "SELECT n.nspname AS s, c.relname AS t, a.attname AS col, k.ord AS ord FROM pg_index i "
-        "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-        "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON true "
-        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum WHERE i.indisprimary ORDER BY 1, 2, 4")
-    for r in pks:
-        if (r["s"], r["t"]) in tables:
-            tables[(r["s"], r["t"])].pk.append(r["col"])
+    # unique indexes that can find a row: valid, not partial, on columns (INCLUDE ones left out)
+    keys = side.query(
+        "SELECT n.nspname AS s, c.relname AS t, x.relname AS i, i.indisprimary AS p, a.attname AS col, k.ord AS ord "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid JOIN pg_class x ON x.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) ON k.ord <= i.indnkeyatts "
+        "JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum = k.attnum "
+        "WHERE i.indisunique AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL ORDER BY 1, 2, 3, 6")
+    for r in keys:
+        owner = tables.get((r["s"], r["t"]))
+        if owner is not None:
+            (owner.pk if r["p"] else owner.uniques.setdefault(r["i"], [])).append(r["col"])
     for r in side.query("SELECT schemaname AS s, tablename AS t, indexname AS i, indexdef AS d FROM pg_indexes "
                         "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"):
         if (r["s"], r["t"]) in tables:
@@ -126,7 +179,7 @@ def schema_changes(store: str, left: dict[tuple[str, str], TableDef],
         for idx in sorted(set(lt.indexes) | set(rt.indexes)):
             a_def, b_def = lt.indexes.get(idx), rt.indexes.get(idx)
             if a_def != b_def:
-                yield Change("data", f"{store}.{lt.shown}.indexs.{idx}", "added" if a_def is None else
+                yield Change("data", f"{store}.{lt.shown}.indexes.{idx}", "added" if a_def is None else
                              "removed" if b_def is None else "changed", left=a_def, right=b_def, store=store,
                              table=lt.shown, schema=True)
 
@@ -152,51 +205,95 @@ class TableDiff:
         # scrubbed columns: one entry per column, or (include_scrubbed) compared row by row
         self.include_scrubbed = include_scrubbed
         self.hidden = [] if include_scrubbed else self.scrub_cols
-        self.compare = [c for c in self.common if c not in self.hidden and c not in lt.pk]
-        self.pk = lt.pk if lt.pk == rt.pk else []
+        self.pk, how = row_key(lt, rt, {c.lower() for c in self.scrub_cols})
+        self.nullable = not all(lt.not_null(p) and rt.not_null(p) for p in self.pk)
+        self.compare = [c for c in self.common if c not in self.hidden and c not in self.pk]
+        self.shown_cols = [c for c in self.common if c not in self.hidden]
         self.group = GroupSummary("data", f"{store}.{lt.shown}")
+        if how == "no key":
+            self.group.note = "no key: rows compared as a multiset"
+        elif how == "scrubbed key":
+            self.group.note = "its keys hold a scrubbed column: rows compared as a multiset"
+        elif how != "primary key":
+            self.group.note = f"no primary key: rows found by the {how}" + (
+                ", rows whose key holds NULL compared as a multiset" if self.nullable else "")
+        self.literals: tuple[dict[tuple, list[str]], dict[tuple, list[str]]] = ({}, {})
         self.queries = 0
 
     # expressions -----------------------------------------------------------------------
-    def _row_hash(self) -> str:
-        """A 32-bit hash of the compared columns of a row. ``hash_record`` (PostgreSQL 14+)
-        hashes each value with its type's hash function, twice as fast as the row's text;
-        a column whose type has none is hashed as text."""
-        cols = self.compare or self.pk
+    def _hashed(self, col: str) -> str:
+        """A column as it enters a row hash: by its type's hash function where values that
+        print differently hash differently, else as printed (``to_json``, which also tells
+        the number 1 from the text '1' where the column's type differs between the sides)."""
+        typ = self.lt.col_type(col)
+        printed = f"to_json({qi(col)})::text"
+        if typ != self.rt.col_type(col):
+            return printed
+        if not self.hash_record:
+            return qi(col)   # inside ROW(...)::text every value is printed by its type
+        base = base_type(typ)
+        if base in EXACT_HASH or (base == "numeric" and base != typ):
+            return qi(col)
+        if base in BYTES_HASH:
+            return f'({qi(col)} COLLATE "C")'
+        return printed
+
+    def _row_hash(self, cols: list[str]) -> str:
+        """A 32-bit hash of a row's ``cols``. ``hash_record`` (PostgreSQL 14+) hashes each
+        value with its type's hash function, twice as fast as the row's text."""
         if not cols:
             return "hashtext('')"
-        if self.hash_record:
-            hashable = self.lt.hashable & self.rt.hashable
-            return "hash_record(ROW(" + ", ".join(qi(c) if c in hashable else f"{qi(c)}::text" for c in cols) + "))"
-        return "hashtext(ROW(" + ", ".join(qi(c) for c in cols) + ")::text)"
+        values = ", ".join(self._hashed(c) for c in cols)
+        return f"hash_record(ROW({values}))" if self.hash_record else f"hashtext(ROW({values})::text)"
 
     def _key_expr(self) -> str:
-        return " || '|' || ".join(f"coalesce({qi(p)}::text, '')" for p in self.pk)
+        """The key as one text, hashed as bytes (under "C": columns of two collations cannot
+        be hashed together, and a nondeterministic one hashes 'abc' as 'ABC')."""
+        return " || '|' || ".join(f'coalesce(({qi(p)}::text) COLLATE "C", \'\')' for p in self.pk)
+
+    def _keyed(self) -> str:
+        """SQL true for a row its key can find (no NULL in it)."""
+        return " AND ".join(f"{qi(p)} IS NOT NULL" for p in self.pk) if self.nullable else "true"
 
     def _both(self, sql: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The same query on both servers, at the same time."""
-        self.queries += 2
-        fa = self.pool.submit(self.left.query, sql.replace("{TL}", ql(self.lt.qname)).replace("{T}", self.lt.qname))
-        fb = self.pool.submit(self.right.query, sql.replace("{TL}", ql(self.rt.qname)).replace("{T}", self.rt.qname))
-        return fa.result(), fb.result()
+        return self._each(sql, sql)
+
+    def _each(self, left_sql: str | None, right_sql: str | None) -> tuple[list[dict[str, Any]],
+                                                                          list[dict[str, Any]]]:
+        """A query on each server (None: no query, no rows), at the same time."""
+        futures: list[Future[list[dict[str, Any]]] | None] = []
+        for side, table, sql in ((self.left, self.lt, left_sql), (self.right, self.rt, right_sql)):
+            if sql is not None:
+                self.queries += 1
+                sql = sql.replace("{TL}", ql(table.qname)).replace("{T}", table.qname)
+            futures.append(None if sql is None else self.pool.submit(side.query, sql))
+        fa, fb = futures
+        return (fa.result() if fa else []), (fb.result() if fb else [])
 
     # the diff ----------------------------------------------------------------------------
     def changes(self) -> Iterator[Change]:
         if not self.pk:
             yield from self._multiset()
         else:
-            int_key = len(self.pk) == 1 and self.lt.col_type(self.pk[0]) in INT_TYPES
+            int_key = len(self.pk) == 1 and {self.lt.col_type(self.pk[0]), self.rt.col_type(self.pk[0])} <= INT_TYPES
             keys = self._int_ranges() if int_key else self._hash_buckets()
             yield from self._rows(keys)
+            if self.nullable:   # rows a NULL in their key leaves without identity
+                yield from self._multiset(" OR ".join(f"{qi(p)} IS NULL" for p in self.pk))
         if not self.include_scrubbed:
             yield from self._scrub_entries()
 
-    def _checksums(self, where: str, bucket: str, extra_from: str = "") -> tuple[dict[Any, tuple], dict[Any, tuple]]:
-        h = self._row_hash()
-        sql = (f"SELECT b, count(*) AS n, sum(h::bigint) AS s, bit_xor((h::bigint * 2654435761) % 4294967291) AS x "
-               f"FROM (SELECT {bucket} AS b, {h} AS h FROM {{T}} {extra_from} WHERE {where}) q GROUP BY 1")
-        a, b = self._both(sql)
-        return ({r["b"]: (r["n"], r["s"], r["x"]) for r in a}, {r["b"]: (r["n"], r["s"], r["x"]) for r in b})
+    def _checksums(self, where: str, bucket: str, extra_from: str = "", cols: list[str] | None = None,
+                   by_hash: int = 0) -> tuple[dict[Any, tuple], dict[Any, tuple]]:
+        """Per bucket: rows, and two sums of their hashes (of the key and the compared
+        columns, or of ``cols``); ``by_hash`` buckets the rows by their hash instead."""
+        h = self._row_hash(self.pk + self.compare if cols is None else cols)
+        inner, b = (f"{h} AS h", f"abs(h % {by_hash})") if by_hash else (f"{bucket} AS b, {h} AS h", "b")
+        sql = (f"SELECT {b} AS b, count(*) AS n, sum(h::bigint) AS s, bit_xor((h::bigint * 2654435761) % 4294967291) "
+               f"AS x FROM (SELECT {inner} FROM {{T}} {extra_from} WHERE {where}) q GROUP BY 1")
+        a, b_rows = self._both(sql)
+        return ({r["b"]: (r["n"], r["s"], r["x"]) for r in a}, {r["b"]: (r["n"], r["s"], r["x"]) for r in b_rows})
 
     def _int_ranges(self) -> list[Any]:
         """Differing keys of a table with an integer key: ranges bisected level by level."""
@@ -244,92 +341,117 @@ class TableDiff:
 
     def _hash_buckets(self) -> list[Any]:
         """Any other key: rows spread over buckets by a hash of the key, the same on both sides."""
-        a, b = self._both("SELECT count(*) AS n FROM {T}")
+        a, b = self._both(f"SELECT count(*) AS n FROM {{T}} WHERE {self._keyed()}")
         rows = max(a[0]["n"], b[0]["n"])
         parts = max(1, math.ceil(rows / LEAF_ROWS))
         bucket = f"abs(hashtext({self._key_expr()}) % {parts})"
-        ca, cb = self._checksums("true", bucket)
+        ca, cb = self._checksums(self._keyed(), bucket)
         diff = [k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)]
         if not diff:
             return []
         return self._leaf_keys(f"{bucket} IN ({', '.join(str(int(k)) for k in diff)})")
 
-    def _leaf_keys(self, where: str) -> list[Any]:
-        keys = ", ".join(f"{qi(p)} AS {qi('k' + str(i))}" for i, p in enumerate(self.pk))
-        a, b = self._both(f"SELECT {keys}, {self._row_hash()} AS h FROM {{T}} WHERE {where}")
-        n = len(self.pk)
-        ha = {tuple(r[f"k{i}"] for i in range(n)): r["h"] for r in a}
-        hb = {tuple(r[f"k{i}"] for i in range(n)): r["h"] for r in b}
-        return sorted((k for k in set(ha) | set(hb) if ha.get(k) != hb.get(k)), key=_sort_key)
+    def _leaf_keys(self, where: str) -> list[tuple]:
+        """The keys (as printed) whose rows differ; ``literals`` keeps each side's own text of
+        them, to find the rows again on that side."""
+        keys = ", ".join(f"{qi(p)}::text AS t{i}, to_json({qi(p)})::text AS j{i}" for i, p in enumerate(self.pk))
+        a, b = self._both(f"SELECT {keys}, {self._row_hash(self.pk + self.compare)} AS h FROM {{T}} "
+                          f"WHERE ({where}) AND {self._keyed()}")
+        n = range(len(self.pk))
+        hashes: list[dict[tuple, Any]] = [{}, {}]
+        for rows, h, literals in zip((a, b), hashes, self.literals, strict=True):
+            for r in rows:
+                key = tuple(r[f"j{i}"] for i in n)
+                h[key] = r["h"]
+                literals[key] = [r[f"t{i}"] for i in n]
+        ha, hb = hashes
+        return sorted((k for k in set(ha) | set(hb) if ha.get(k) != hb.get(k)), key=_printed_order)
+
+    def _select(self) -> str:
+        """Every shown column, as printed (``c0``, ``c1``, ...: a column's name may be anything)."""
+        return ", ".join(f"to_json({qi(c)})::text AS c{i}" for i, c in enumerate(self.shown_cols))
+
+    def _find(self, keys: list[tuple], literals: dict[tuple, list[str]]) -> str | None:
+        """A query of the rows of ``keys`` on one side, by the key's index (None: none there).
+        ``=`` may find more (another case, another scale): they are told apart as printed."""
+        conds = [" AND ".join(f"{qi(p)} = {ql(v)}" for p, v in zip(self.pk, literals[k], strict=True))
+                 for k in keys if k in literals]
+        return f"SELECT {self._select()} FROM {{T}} WHERE ({') OR ('.join(conds)})" if conds else None
 
     def _rows(self, keys: list[tuple]) -> Iterator[Change]:
-        if not keys:
-            return
-        g = self.group
-        cols = [c for c in self.common if c not in self.hidden]
+        cols = self.shown_cols
+        at = {c: f"c{i}" for i, c in enumerate(cols)}
         for i in range(0, len(keys), 1000):
             chunk = keys[i:i + 1000]
-            cond = " OR ".join("(" + " AND ".join(f"{qi(p)} = {ql(v)}" for p, v in zip(self.pk, k, strict=True)) + ")"
-                               for k in chunk)
-            sel = ", ".join(qi(c) for c in cols)
-            a, b = self._both(f"SELECT {sel} FROM {{T}} WHERE {cond}")
-            ra = {tuple(r[p] for p in self.pk): r for r in a}
-            rb = {tuple(r[p] for p in self.pk): r for r in b}
+            a, b = self._each(self._find(chunk, self.literals[0]), self._find(chunk, self.literals[1]))
+            ra = {tuple(r[at[p]] for p in self.pk): r for r in a}
+            rb = {tuple(r[at[p]] for p in self.pk): r for r in b}
             for k in chunk:
                 left, right = ra.get(k), rb.get(k)
-                shown_key, base, masked_key = self._key(list(k))
                 if left is None and right is None:
                     continue
+                shown_key, base, masked_key = self._key(k)
                 if right is None or left is None:
                     kind = "removed" if right is None else "added"
                     ch = Change("data", base, kind, store=self.store, table=self.lt.shown, key=shown_key)
                     if self._emit(ch):
-                        row, m = self.shower.row(cols, [(left or right)[c] for c in cols])  # type: ignore[index]
+                        t = self.lt if right is None else self.rt
+                        values = [shown((left or right)[at[c]], t.col_type(c)) for c in cols]  # type: ignore[index]
+                        row, m = self.shower.row(cols, values)
                         ch.show_row(row, m or masked_key)
                         yield ch
                     continue
                 for c in self.compare:
-                    if left[c] == right[c]:
+                    if left[at[c]] == right[at[c]]:
                         continue
                     ch = Change("data", f"{base}.{c}", "changed", store=self.store, table=self.lt.shown,
                                 key=shown_key, column=c, intent="scrub" if c in self.scrub_cols else None)
                     if self._emit(ch):
-                        (ch.left, m1), (ch.right, m2) = self.shower.value(c, left[c]), self.shower.value(c, right[c])
+                        was, now = shown_pair(left[at[c]], right[at[c]], self.lt.col_type(c), self.rt.col_type(c))
+                        (ch.left, m1), (ch.right, m2) = self.shower.value(c, was), self.shower.value(c, now)
                         ch.masked = m1 or m2 or masked_key
                         yield ch
-        g.status = "compared"
 
-    def _key(self, values: list[Any]) -> tuple[list[Any], str, bool]:
-        shown, masked = [], False
-        for p, v in zip(self.pk, values, strict=True):
-            s, m = self.shower.value(p, v)
-            shown.append(s)
+    def _key(self, printed: tuple) -> tuple[list[Any], str, bool]:
+        t = self.lt if printed in self.literals[0] else self.rt
+        shown_key, masked = [], False
+        for p, v in zip(self.pk, printed, strict=True):
+            s, m = self.shower.value(p, shown(v, t.col_type(p)))
+            shown_key.append(s)
             masked = masked or m
-        return shown, f"{self.store}.{self.lt.shown}[{','.join(key_text(v) for v in shown)}]", masked
+        return shown_key, f"{self.store}.{self.lt.shown}[{','.join(key_text(v) for v in shown_key)}]", masked
 
-    def _multiset(self) -> Iterator[Change]:
-        """A table without a primary key: rows compared as multisets, by row hash."""
-        cols = [c for c in self.common if c not in self.hidden]
+    def _multiset(self, where: str = "true") -> Iterator[Change]:
+        """Rows without a key (a table without one, or rows whose key holds NULL) compared
+        as multisets: rows bucketed by their hash, the differing buckets read grouped by
+        value with their counts, and compared as printed."""
+        cols = self.shown_cols
         if not cols:
             return
-        row = "ROW(" + ", ".join(qi(c) for c in cols) + ")::text"
-        a, b = self._both(f"SELECT hashtext({row}) AS h, count(*) AS n FROM {{T}} GROUP BY 1")
-        ca, cb = {r["h"]: r["n"] for r in a}, {r["h"]: r["n"] for r in b}
-        diff = [h for h in set(ca) | set(cb) if ca.get(h, 0) != cb.get(h, 0)]
+        a, b = self._both(f"SELECT count(*) AS n FROM {{T}} WHERE {where}")
+        parts = max(1, math.ceil(max(a[0]["n"], b[0]["n"]) / LEAF_ROWS))
+        ca, cb = self._checksums(where, "", cols=cols, by_hash=parts)
+        diff = [k for k in set(ca) | set(cb) if ca.get(k) != cb.get(k)]
         if not diff:
             return
-        sel = ", ".join(qi(c) for c in cols)
-        where = f"hashtext({row}) IN ({', '.join(str(h) for h in diff)})"
-        ra, rb = self._both(f"SELECT DISTINCT ON (hashtext({row})) hashtext({row}) AS repro_h, {sel} FROM {{T}} "
-                            f"WHERE {where}")
-        rows = {r["repro_h"]: r for r in ra + rb}
-        for h in sorted(diff):
-            n = cb.get(h, 0) - ca.get(h, 0)
-            kind = "added" if n > 0 else "removed"
-            ch = Change("data", f"{self.store}.{self.lt.shown}", kind, store=self.store, table=self.lt.shown,
-                        count=abs(n))
+        groups = ", ".join(str(i + 1) for i in range(len(cols)))
+        ra, rb = self._both(f"SELECT {self._select()}, count(*) AS n FROM {{T}} WHERE ({where}) AND "
+                            f"abs({self._row_hash(cols)} % {parts}) IN ({', '.join(str(int(k)) for k in diff)}) "
+                            f"GROUP BY {groups}")
+        counts: list[dict[tuple, int]] = [{}, {}]
+        for rows, count in zip((ra, rb), counts, strict=True):
+            for r in rows:
+                count[tuple(r[f"c{i}"] for i in range(len(cols)))] = r["n"]
+        left, right = counts
+        for row in sorted(set(left) | set(right), key=_printed_order):
+            n = right.get(row, 0) - left.get(row, 0)
+            if n == 0:
+                continue
+            ch = Change("data", f"{self.store}.{self.lt.shown}", "added" if n > 0 else "removed", store=self.store,
+                        table=self.lt.shown, count=abs(n))
             if self._emit(ch):
-                ch.show_row(*self.shower.row(cols, [rows[h][c] for c in cols]))
+                t = self.rt if n > 0 else self.lt
+                ch.show_row(*self.shower.row(cols, [shown(v, t.col_type(c)) for c, v in zip(cols, row, strict=True)]))
                 yield ch
 
     def _scrub_entries(self) -> Iterator[Change]:
@@ -346,8 +468,60 @@ class TableDiff:
         return self.group.count(change.kind, self.limit)
 
 
-def _sort_key(k: tuple) -> tuple:
-    return tuple((v is None, str(type(v)), v if isinstance(v, (int, float)) else str(v)) for v in k)
+class Numeric(Decimal):
+    """A numeric as PostgreSQL prints it, in every output: its digits and its scale, never
+    an exponent (``0.00000000000000000000``, where a Decimal says ``0E-20``)."""
+
+    def __str__(self) -> str:
+        return format(self, "f")
+
+    def __format__(self, spec: str, *args: Any) -> str:
+        return super().__format__(spec or "f", *args)
+
+
+def shown(printed: str | None, typ: str = "") -> Any:
+    """A value as ``to_json`` printed it, as a change holds it. A numeric is a ``Numeric``,
+    its digits and scale as printed (JSON shows it as a string: ``"1.00"``); a float is a
+    float (``-0`` is ``-0.0``; NaN and the infinities stay as printed); a number of any
+    other type is an int or a float where one holds it as printed, else a ``Numeric``. A json
+    document that is ``null`` is the text ``null``: None is SQL's NULL."""
+    if printed is None or printed == "null":
+        return printed
+    value = json.loads(printed)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    base = base_type(typ)
+    if base == "numeric":
+        return Numeric(printed)
+    if base in FLOAT_TYPES or "e" in printed or "E" in printed or printed == "-0":   # only floats print these
+        return float(printed)
+    if repr(value) == printed:
+        return value
+    return Numeric(printed)
+
+
+def base_type(typ: str) -> str:
+    """A type without its modifiers: ``numeric(12,2)`` is ``numeric``."""
+    return re.sub(r"\(\d+(,\d+)?\)", "", typ)
+
+
+def shown_pair(left: str | None, right: str | None, left_type: str, right_type: str) -> tuple[Any, Any]:
+    """Two values that differ as printed, shown: as PostgreSQL printed them where they
+    would look alike otherwise (json that differs in spaces, a scale inside an array)."""
+    was, now = shown(left, left_type), shown(right, right_type)
+    if repr(was) == repr(now):
+        return left, right
+    return was, now
+
+
+def _printed_order(printed: tuple) -> tuple:
+    """The order of keys or rows (as printed) in the report: NULLs last, numbers by value."""
+    out = []
+    for p in printed:
+        v = shown(p)
+        number = isinstance(v, (int, float, Decimal)) and not isinstance(v, bool)
+        out.append((v is None, not number, v if number else str(v), p or ""))
+    return tuple(out)
 
 
 def diff_databases(store: str, left: Side, right: Side, scrubbed: dict[str, set[str]] | None = None,
