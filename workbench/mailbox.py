@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from email import policy
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +83,9 @@ class Mailbox:
         path = self.folder / mail.file if mail else None
         if mail is None or path is None or path.name != mail.file or not path.is_file():
             raise NotFound(f"no captured message {mail_id}.", "See the captured mail: repro-tui mail ENV")
+        from email import policy  # here: the email package costs 7 ms of every command's start
+        from email.parser import BytesParser
+
         msg = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
         headers = [(h, str(msg[h])) for h in SHOWN_HEADERS if msg[h] is not None]
         body_part = msg.get_body(preferencelist=("plain", "html"))

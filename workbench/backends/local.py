@@ -13,8 +13,6 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -300,6 +298,9 @@ class LocalBackend(Backend):
             if svc.health.kind == "tcp" and port_open(port):
                 return
             if svc.health.kind == "http" and port_open(port):
+                import urllib.error  # here: urllib (http.client, ssl) costs 5 ms of every command's start
+                import urllib.request
+
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{port}{svc.health.path}", timeout=1) as r:
                         if r.status < 500:
