@@ -75,6 +75,7 @@ class SecretPolicy:
         self.extra = {e.lower() for e in extra}
         self.allowed = {a.lower() for a in allowed}
         self._key = key or _default_key()
+        self._decided: dict[str, bool] = {}   # is_secret_key's answers: a diff asks per value shown
 
     @property
     def key(self) -> bytes:
@@ -82,6 +83,14 @@ class SecretPolicy:
         return self._key
 
     def is_secret_key(self, key: str) -> bool:
+        decided = self._decided.get(key)
+        if decided is None:
+            if len(self._decided) >= 4096:   # names read from free text: kept few
+                self._decided.clear()
+            decided = self._decided[key] = self._is_secret_key(key)
+        return decided
+
+    def _is_secret_key(self, key: str) -> bool:
         last = key.rsplit(".", 1)[-1].rsplit(":", 1)[-1]
         if last.lower() in self.allowed or key.lower() in self.allowed:
             return False
