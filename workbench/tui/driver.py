@@ -9,6 +9,10 @@ dialog the user meant to close stays open and their ``r`` is lost without a word
 The screen binds no Alt key, so here ESC followed by a printable character is always
 read as Escape, then that character. CSI and SS3 sequences (``ESC [``, ``ESC O``: arrows,
 function keys, mouse) are left to Textual.
+
+This is the one place the screen uses a private part of Textual (``textual._xterm_parser``):
+Textual offers no public hook for how keys are parsed. ``tests/test_tui_oncall.py`` drives it
+in a real terminal, so a Textual upgrade that moves the parser fails there first.
 """
 
 from __future__ import annotations
