@@ -233,6 +233,29 @@ def test_a_clone_store_replaced_by_a_link_to_prods_file_is_refused(hostile):
     assert _prod_state(root) == before
 
 
+def test_a_clone_store_replaced_by_a_hard_link_to_prods_file_is_refused(hostile):
+    """A hard link is no link to resolve: the clone's path is its own, but its bytes are
+    prod's file. Snapshot, diff and start refuse it; prod's bytes stay as they were."""
+    root = hostile
+    _cli(root, "fork", "prod", "b1")
+    _cli(root, "stop", "b1")
+    before = _prod_state(root)
+    live = root / ".repro" / "data" / "b1" / "db" / "shop.db"
+    live.unlink()
+    os.link(root / "data" / "shop.db", live)
+    for argv in (("snapshot", "b1", "s1"), ("diff", "prod", "b1"), ("start", "b1")):
+        out = _cli(root, *argv, code=1)
+        assert "same file as prod's" in out and "hard link" in out, (argv, out)
+    assert not (root / ".repro" / "snapshots" / "b1" / "s1").exists()
+    assert _prod_state(root) == before
+    # the way out the message gives: the link removed, a reset brings the clone's own data back
+    live.unlink()
+    _cli(root, "reset", "b1")
+    assert live.stat().st_ino != (root / "data" / "shop.db").stat().st_ino
+    _cli(root, "snapshot", "b1", "s1")
+    assert _prod_state(root) == before
+
+
 @pytest.mark.parametrize("cwd", ["../../..", "/", "../../../data"])
 def test_a_clone_service_cannot_be_sent_into_prods_checkout(hostile, cwd):
     root = hostile

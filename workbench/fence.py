@@ -129,16 +129,43 @@ class Fence:
         lead into the clone's own folders (a link to prod's file would make a snapshot copy
         prod's data and the clone's service write prod's)."""
         p = self.path(env, path, "use the data at", follow=True)
+        files = [str(p)] if p.is_file() else []
         if p.is_dir():
-            for folder, dirs, files in os.walk(p):
-                for name in dirs + files:
+            for folder, dirs, names in os.walk(p):
+                for name in dirs + names:
                     child = os.path.join(folder, name)
                     if os.path.islink(child) and self.is_prods(env, child):
                         raise OutsideClone(f"refusing to use {p}: {child} is a link to {os.path.realpath(child)}, "
                                            f"outside {env}'s own folders.",
                                            "Remove the link; a clone's data may not point at prod's or another "
                                            "clone's.")
+                files += [os.path.join(folder, name) for name in names]
+        shared = self._hard_linked_to_prod(files)
+        if shared:
+            mine, prods = shared
+            raise OutsideClone(f"refusing to use {p}: {mine} is the same file as prod's {prods} (a hard link: "
+                               f"a write to one is a write to the other).",
+                               f"Remove {mine} and run: repro-tui reset {env} (or fork again); a clone's data "
+                               "may not share prod's.")
         return p
+
+    def _hard_linked_to_prod(self, files: list[str]) -> tuple[str, str] | None:
+        """A file of ``files`` that is one of prod's stores' files under another name (a hard
+        link), and that file of prod's. Only files with more than one name are looked up, so a
+        clone's own copies cost one ``lstat`` each."""
+        linked = {}
+        for f in files:
+            st = os.lstat(f)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                linked[(st.st_dev, st.st_ino)] = f
+        if not linked:
+            return None
+        for root in self.prod_paths[1:]:
+            for f in _files(Path(root)):
+                st = os.lstat(f)
+                if (st.st_dev, st.st_ino) in linked:
+                    return linked[(st.st_dev, st.st_ino)], f
+        return None
 
     # processes, containers, databases ---------------------------------------------------
     def process(self, env: str, cwd: Path | str, argv: Sequence[str] = ()) -> Path:
