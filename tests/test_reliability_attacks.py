@@ -271,14 +271,25 @@ def test_a_clone_service_cannot_be_sent_into_prods_checkout(hostile, cwd):
     assert _prod_state(root) == before
 
 
-def test_a_clone_command_naming_prods_data_is_refused(hostile):
+@pytest.mark.parametrize("how", ["--db=ABS", "sqlite:///REL", "setting ABS", "setting sqlite:////ABS",
+                                 "setting a:REL,b"])
+def test_a_clone_command_naming_prods_data_is_refused(hostile, how):
+    """prod's database named in a clone's command or in a setting its service is given: as a
+    path, after ``=``, as a URL (absolute or relative to the worktree), inside a list."""
     root = hostile
     _cli(root, "fork", "prod", "b1")
     before = _prod_state(root)
     wt = root / ".repro" / "envs" / "b1"
-    prod_db = root / "data" / "shop.db"
-    (wt / "repro.yaml").write_text((wt / "repro.yaml").read_text().replace(
-        "command: python app.py {port}", f"command: python app.py {{port}} --db={prod_db}"))
+    value = how.removeprefix("setting ").replace("ABS", str(root / "data" / "shop.db").lstrip("/")
+                                                 if "////" in how else str(root / "data" / "shop.db"))
+    value = value.replace("REL", "../../../data/shop.db")
+    text = (wt / "repro.yaml").read_text()
+    if how.startswith("setting "):
+        text = text.replace("MODE: live,", f'MODE: live, DB_PATH: "{value}",')
+    else:
+        text = text.replace("command: python app.py {port}", f"command: python app.py {{port}} {value}")
+    assert text != (wt / "repro.yaml").read_text()
+    (wt / "repro.yaml").write_text(text)
     out = _cli(root, "reset", "b1", code=1)
     assert "prod's, not b1's" in out, out
     assert _prod_state(root) == before

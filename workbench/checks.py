@@ -134,8 +134,9 @@ class CheckRunner:
         cmd = check.command
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd or [])
         try:
-            cwd = ws.fence.process(env, ws.worktree(env), argv)
-            environment = {**os.environ, **ws.shell_env(env)}
+            own = ws.shell_env(env)
+            cwd = ws.fence.process(env, ws.worktree(env), argv, own)
+            environment = {**os.environ, **own}
         except ReproError as exc:
             return self._result(check, env, "error", reason=exc.message)
         t0 = time.perf_counter()

@@ -12,9 +12,10 @@ never a clone: every method refuses it.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import stat
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from workbench.errors import ProdReadOnly, Refused
@@ -168,21 +169,23 @@ class Fence:
         return None
 
     # processes, containers, databases ---------------------------------------------------
-    def process(self, env: str, cwd: Path | str, argv: Sequence[str] = ()) -> Path:
+    def process(self, env: str, cwd: Path | str, argv: Sequence[str] = (),
+                settings: Mapping[str, str] | None = None) -> Path:
         """A clone's process runs in the clone's own folders (its worktree, usually), and none
-        of its arguments names prod's data (a store's file)."""
+        of its arguments, nor any of the settings repro-tui gives it, names prod's data (a
+        store's file): as a path, after ``=``, in a list or in a URL (``sqlite:////…``)."""
         where = self.path(env, cwd, "run a process in", follow=True)
         data = [_real(p) for p in self.prod_paths[1:]]
-        for arg in argv:
-            for part in (arg, arg.split("=", 1)[-1]):
-                if "/" not in part and part not in (".", ".."):
-                    continue
+        given = [(f"the argument {arg!r}", arg) for arg in argv]
+        given += [(f"the setting {name}={value!r}", value) for name, value in (settings or {}).items()]
+        for what, value in given:
+            for part in _path_candidates(value):
                 target = _real(Path(os.path.join(where, part)))
                 if any(_within(target, d) for d in data) and not self.owns(env, target, follow=True):
-                    raise OutsideClone(f"refusing to start a process of {env} with the argument {arg!r}: it names "
+                    raise OutsideClone(f"refusing to start a process of {env} with {what}: it names "
                                        f"{target}, which is prod's, not {env}'s.",
                                        "A clone's service uses its own worktree and data: use {worktree} and "
-                                       "{stores.NAME.path} in its command instead of prod's paths.")
+                                       "{stores.NAME.path} in repro.yaml instead of prod's paths.")
         return where
 
     def container(self, env: str, labels: dict[str, str], workspace_id: str, what: str) -> None:
@@ -207,6 +210,14 @@ def _files(root: Path) -> Iterable[str]:
             p = os.path.join(folder, f)
             if not os.path.islink(p):
                 yield p
+
+
+def _path_candidates(value: str) -> set[str]:
+    """The paths a word may name: itself, what follows ``=``, each item of a ``:``/``,``/``;``
+    list, and a URL's path both as absolute and as relative (``sqlite:///../data/x.db``)."""
+    parts = {value, *re.split(r"[=:,;]", value)}
+    parts |= {p.lstrip("/") for p in parts if p.startswith("//")}
+    return {p for p in parts if "/" in p or p in (".", "..")}
 
 
 def _real(p: Path) -> Path:

@@ -249,12 +249,13 @@ class LocalBackend(Backend):
                     f"cannot start {ctx.name}/{name}: port {port} on 127.0.0.1 is already in use.",
                     f"Stop what uses it (ss -ltnp | grep :{port}), or change the port in repro.yaml.")
             argv = self.command(ctx, svc)
-            env = {**os.environ, **self.service_env(ctx, svc)}
+            own = self.service_env(ctx, svc)
+            env = {**os.environ, **own}
             if port:
                 env["PORT"] = str(port)
             cwd = ctx.worktree / svc.cwd if svc.cwd else ctx.worktree
             if not ctx.is_prod:   # a clone's process: its own folders and data, never prod's
-                cwd = self.fence.process(ctx.name, cwd, argv)
+                cwd = self.fence.process(ctx.name, cwd, argv, own)
                 for location in ctx.store_paths.values():
                     self.fence.data(ctx.name, location)
             exe = argv[0] if os.sep in argv[0] else shutil.which(argv[0], path=env.get("PATH"))
