@@ -279,3 +279,28 @@ def test_fork_scrub_diff_snapshot_reset_promote_destroy(prod_stack, docker_clien
     assert db.status == "running" and db.attrs["State"]["StartedAt"] == prod_started
     assert _psql(db, "SELECT md5(string_agg(t::text, ',' ORDER BY t::text)) FROM customer t") == prod_before
     print(f"fork {fork_seconds:.2f} s, reset {reset_seconds:.2f} s (copied), {ready_reset_seconds:.2f} s (ready copy)")
+
+
+def test_a_bind_mount_whose_worktree_folder_leads_to_prods_is_refused(prod_stack, docker_client):
+    """A clone's app mounts its worktree's config/ where prod's mounts prod's. That folder
+    made a link to prod's own: starting the clone is refused, nothing of prod's is mounted."""
+    root = prod_stack["root"]
+    before = sorted((p.name, p.read_bytes()) for p in (root / "config").iterdir())
+    r = run_cli("fork", "prod", "bx", cwd=root)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert run_cli("stop", "bx", cwd=root).returncode == 0
+        config = root / ".repro" / "envs" / "bx" / "config"
+        for p in config.iterdir():
+            p.unlink()
+        config.rmdir()
+        config.symlink_to(root / "config")
+        r = run_cli("start", "bx", cwd=root)
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert "mount into a container" in r.stderr and "outside bx's own folders" in r.stderr, r.stderr
+        mounted = [m["Source"] for c in docker_client.containers.list(filters={"label": "repro.env=bx"})
+                   for m in c.attrs.get("Mounts") or []]
+        assert not any(src.startswith(str(root / "config")) for src in mounted), mounted
+    finally:
+        run_cli("destroy", "bx", "--force", cwd=root)
+    assert sorted((p.name, p.read_bytes()) for p in (root / "config").iterdir()) == before

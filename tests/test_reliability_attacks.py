@@ -441,3 +441,31 @@ def test_a_read_only_state_is_one_line_naming_it(hostile):
     finally:
         subprocess.run(["umount", "-l", str(repro)], capture_output=True)
     _cli(root, "snapshot", "b1", "s1")
+
+
+def test_a_workspace_whose_path_has_spaces_quotes_a_dollar_and_accents(shop, tmp_path):
+    """A workspace under a folder named ``on call's "dir" $HOME é``: git was asked to expand
+    ``$HOME`` in it (GitPython's default) and every command said the workspace was not a git
+    repository. The whole loop works there, the service gets the clone's path whole."""
+    root = tmp_path / "on call's \"dir\" $HOME é"
+    shutil.copytree(shop, root, symlinks=True)
+    text = (root / "repro.yaml").read_text()
+    app = ("import sys, pathlib, http.server; pathlib.Path('got-db-path').write_text(sys.argv[2]); "
+           "http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), "
+           "http.server.SimpleHTTPRequestHandler).serve_forever()")
+    (root / "serve.py").write_text(app + "\n")
+    text = text.replace("command: python -m http.server {port} --bind 127.0.0.1",
+                        "command: python serve.py {port} {stores.db.path}")
+    assert text != (root / "repro.yaml").read_text()
+    (root / "repro.yaml").write_text(text)
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "a service told its database")
+    before = _prod_state(root)
+    _cli(root, "fork", "prod", "b1")
+    got = (root / ".repro" / "envs" / "b1" / "got-db-path").read_text()   # written in its worktree
+    assert got.startswith(str(root)) and got.endswith("shop.db") and "/.repro/data/b1/" in got
+    _cli(root, "snapshot", "b1", "s1")
+    _cli(root, "reset", "b1")
+    assert "db.users" in _cli(root, "diff", "prod", "b1")
+    _cli(root, "destroy", "b1", "--yes")
+    assert _prod_state(root) == before

@@ -69,6 +69,9 @@ def test_the_documented_example_parses():
     ("name: x\nservices:\n  web:\n    port: 80\n", "repro.yaml:", "needs a 'command'"),
     ("name: x\nservices:\n  web: {command: a, env: [1, 2]}\n", "repro.yaml:", "NAME=value"),
     ("name: x\nservices:\n  Web_1: {command: a}\n", "repro.yaml:3:3", "invalid service name"),
+    ("name: x\nservices:\n  web:\n    command: python 'app.py {port}\n", "repro.yaml:4:14", "No closing quotation"),
+    ("name: x\nservices:\n  web: {command: run}\nclone:\n  overrides:\n    services:\n      web:\n"
+     "        command: 'run \"--fast'\n", "repro.yaml:8:18", "cannot be split into words"),
 ])
 def test_errors_name_line_and_column(text, where, words):
     with pytest.raises(InvalidInput) as exc:

@@ -10,6 +10,7 @@ here, with its own message, so that a user never meets a traceback or a vague er
 from __future__ import annotations
 
 import difflib
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -339,6 +340,18 @@ def _port(loc: _Loc, parent: Any, key: Any) -> int | None:
     return value
 
 
+def _split_check(loc: Any, node: Any, cmd: str) -> str:
+    """A command given as text, once it is known to split into words as a shell would (an
+    unclosed quote was an unexpected error when the service started)."""
+    try:
+        shlex.split(cmd)
+    except ValueError as exc:
+        raise _bad(loc.of_value(node, "command"), f"'command' cannot be split into words: {exc} "
+                   "(a quote opened and not closed?).",
+                   "Close the quote, or write the command as a list of words: [python, app.py]") from None
+    return cmd
+
+
 def _words(loc: _Loc, parent: Any, key: Any) -> list[str]:
     """A command as a list of words: each one text (a number is taken as text), never a list."""
     value = parent[key]
@@ -460,7 +473,7 @@ def _parse_service(loc: _Loc, name: str, node: Any, backend: str) -> ServiceSpec
         if isinstance(cmd, list):
             svc.command = _words(loc, node, "command")
         elif isinstance(cmd, str):
-            svc.command = cmd
+            svc.command = _split_check(loc, node, cmd)
         else:
             raise _bad(loc.of_value(node, "command"), f"'command' must be text or a list, not {_kind(cmd)}.")
     if backend == "local" and not svc.command:
@@ -790,7 +803,7 @@ def parse_spec(text: str, root: Path, file: str = SPEC_FILE) -> Spec:
         spec.override_services[str(sname)] = {
             "env": _env_map(loc, node, "env"),
             **({"command": _words(loc, node, "command") if isinstance(node["command"], list) else
-                _str(loc, node, "command", "a command")} if "command" in node else {}),
+                _split_check(loc, node, _str(loc, node, "command", "a command"))} if "command" in node else {}),
         }
     scrub = _mapping(loc, clone, "scrub", "scrub rules by store")
     spec.scrub = _parse_scrub(loc, scrub, spec.stores)

@@ -27,7 +27,7 @@ class Repo:
 
     def __init__(self, root: Path) -> None:
         try:
-            self.repo = git.Repo(root)
+            self.repo = git.Repo(root, expand_vars=False)   # a folder may be named "$HOME"
         except (InvalidGitRepositoryError, NoSuchPathError):
             raise Refused(
                 f"{root} is not a git repository.",
@@ -193,7 +193,7 @@ class Worktree:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.repo = git.Repo(path)
+        self.repo = git.Repo(path, expand_vars=False)
         self.git = self.repo.git
 
     def head(self) -> str:

@@ -395,9 +395,12 @@ class DockerBackend(Backend):
             return False
 
     def _in_worktree(self, ctx: EnvContext, path: str) -> Path:
+        """Where a bind mount of prod's checkout lands for a clone: the same place in its
+        worktree, once the fence has seen that it leads nowhere else (a folder of the worktree
+        made a link to prod's, or ``..`` in the path, would mount prod's files)."""
         p = Path(path)
         rel = p.resolve().relative_to(self.spec.root.resolve()) if p.is_absolute() else p
-        return (ctx.worktree / rel).resolve()
+        return self.fence.path(ctx.name, ctx.worktree / rel, "mount into a container", follow=True).resolve()
 
     # --- start / stop ------------------------------------------------------------------
     def start(self, ctx: EnvContext, progress: Progress | None = None) -> None:
