@@ -163,6 +163,35 @@ def test_secrets_under_innocent_names_are_masked_in_every_output_and_file(hostil
     assert _prod_state(root) == before
 
 
+def test_a_dotenv_with_a_multi_line_key_still_teaches_its_secrets(hostile):
+    """A ``.env`` holding a private key over several lines in quotes (as dotenv allows) could
+    not be read, so none of its secret values were known: a payment key the app printed bare
+    reached ``logs`` raw. Every value of the file is learned; a comment after a quoted value
+    too."""
+    root = hostile
+    payment, changed = "pay-Zq8vN3mLp0Xr-Bare", "pay-Changed-In-Clone"
+    env = (root / ".env").read_text() + (
+        'SIGNING_KEY="-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5\n'
+        '-----END EC PRIVATE KEY-----"\n'
+        f"PAYMENT_API_KEY='{payment}'   # the live one\n")
+    (root / ".env").write_text(env)
+    (root / "app.py").write_text((root / "app.py").read_text().replace(
+        "import http.server, logging, os, sys\n",
+        "import http.server, logging, os, sys\n"
+        "print('charging with', open('.env').read().split('PAYMENT_API_KEY=')[1].split()[0].strip(\"'\"),"
+        " flush=True)\n"))
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", "a signing key and a payment key")
+    out = _cli(root, "fork", "prod", "b1")
+    out += _cli(root, "logs", "b1")
+    assert "charging with <secret:" in out, out
+    wt = root / ".repro" / "envs" / "b1"
+    (wt / ".env").write_text((wt / ".env").read_text().replace(payment, changed))
+    out += _cli(root, "diff", "prod", "b1") + _cli(root, "diff", "prod", "b1", "--json")
+    assert "PAYMENT_API_KEY" in out
+    assert not _leaks(out, [payment, changed, "MHcCAQEEIBkg4LVWM9nuwNSk3yByxZpYRTBnVJk5"]), out
+
+
 def test_the_diff_masks_credentials_by_their_shape(hostile):
     root = hostile
     _cli(root, "fork", "prod", "b1")

@@ -92,17 +92,33 @@ _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.\-]*)\s*=\s*(.*
 
 
 def parse_env(text: str) -> dict[str, str]:
-    """A ``.env`` file: NAME=value lines, ``export`` allowed, quotes removed, # comments."""
+    """A ``.env`` file as dotenv reads it: NAME=value lines, ``export`` allowed, # comments,
+    quotes removed; a quoted value may run over several lines (a private key often does)
+    and be followed by a comment."""
     out: dict[str, str] = {}
-    for n, line in enumerate(text.splitlines(), 1):
+    lines = text.splitlines()
+    n = 0
+    while n < len(lines):
+        line = lines[n]
+        n += 1
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         m = _ENV_LINE.match(line)
         if not m:
             raise Unparsed(f"line {n} is not NAME=value")
         value = m[2].strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        quote = value[:1]
+        if quote in ("'", '"'):
+            body = value[1:]
+            start = n
+            while quote not in body:
+                if n >= len(lines):
+                    raise Unparsed(f"line {start}: the quote {quote} is never closed")
+                body += "\n" + lines[n]
+                n += 1
+            value, rest = body.split(quote, 1)
+            if rest.strip() and not rest.strip().startswith("#"):
+                raise Unparsed(f"line {n}: text after the closing quote")
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         out[m[1]] = value
