@@ -227,6 +227,27 @@ async def test_a_notification_never_covers_a_dialogs_text(root, tmp_path):
     assert ws.journal("b1")[0].user == "bob"
 
 
+async def test_a_notification_shown_before_a_dialog_opens_does_not_cover_it(root, tmp_path):
+    """An operation's "done" stays on screen for seconds; a dialog opened meanwhile (a destroy
+    right after a reset) showed it over its own text, in the middle of the line to read."""
+    app = app_for(root, tmp_path, poll_interval=0.5)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:   # toasts drawn, as in a terminal
+        await ready_diff(pilot)
+        app.notify("b1 reset to forked in 226 ms; its services restarted. Press z to undo.",
+                   title="reset b1: done", timeout=8)
+        await pilot.pause(0.3)
+        assert "reset b1: done" in screen_text(app)
+        await pilot.press("d")
+        await wait_for(pilot, lambda: isinstance(app.screen, TypedConfirmDialog))
+        await pilot.pause(0.3)
+        text = screen_text(app)
+        assert "also lose uncommitted changes in its worktree (--force)" in text, text
+        assert "reset b1: done" not in text and "Press z to undo" not in text, text
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        assert "Activity" in screen_text(app)   # the main screen again; its journal keeps what was done
+
+
 def test_esc_and_a_key_in_one_write_are_esc_then_the_key(root, tmp_path):
     """Over a slow SSH link ESC and the next key arrive in one packet: never read as Alt+key."""
     term = screen_of(root)

@@ -3,7 +3,8 @@
 Textual shows a notification as a toast in the bottom right corner, over whatever is there.
 Over a dialog that would hide the dialog's own text (a confirmation, a commit message)
 for seconds. A dialog instead shows the notifications that arrive while it is open on a
-line below its box, which its box never shares; the main screen keeps its toasts.
+line below its box, which its box never shares. The toasts already shown when a dialog
+opens are cleared (their text is in the Activity pane).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class Dialog(ModalScreen[T]):
 
     def on_mount(self) -> None:
         self.mount(Static("", id="dialog-notice"))
+        # the toasts of the screen below stay drawn for seconds, over the dialog's own text in a
+        # real terminal: they go (what they said is in the Activity pane)
+        self.app.clear_notifications()
 
     def show_notice(self, message: str, title: str, severity: str, timeout: float) -> None:
         """Show a notification on the dialog's own line (for ``timeout`` seconds)."""
