@@ -36,6 +36,12 @@ def as_map(env: dict[str, str], explicit: set[str] | None = None) -> dict[str, s
     ("SUPPORT_EMAIL", None), ("MAIL_FROM_ADDRESS", None), ("EMAIL_FROM", None), ("SMTP_USER", None),
     ("SMTP_PASSWORD", None), ("STRIPE_WEBHOOK_SECRET", None), ("MAILGUN_DOMAIN", None), ("DATABASE_URL", None),
     ("KEYBOARD_LAYOUT", None), ("HOSTNAME", None),
+    # the mail server's login (Django's names): the sink takes any, so left alone (they were
+    # taken for hosts: EMAIL_HOST_USER became the sink's address, and EMAIL_PORT_PASSWORD appeared)
+    ("EMAIL_HOST_USER", None), ("EMAIL_HOST_PASSWORD", None), ("MAIL_SERVER_LOGIN", None),
+    # text messages and pushes reach real phones
+    ("TWILIO_AUTH_TOKEN", "sms"), ("VONAGE_API_SECRET", "sms"), ("SMS_API_KEY", "sms"),
+    ("ONESIGNAL_REST_API_KEY", "sms"), ("TWILIO_ACCOUNT_SID", None), ("SMS_SENDER_NAME", None),
 ])
 def test_which_settings_are_mail_payment_or_webhooks(name, kind):
     assert kind_of(name) == kind
@@ -62,6 +68,19 @@ def test_keys_and_webhooks_are_disabled_and_test_keys_kept():
     lines = fork_lines({"web": clone_defaults(env, set())}, {"web": ["STRIPE_PUBLISHABLE_KEY"]}, [], False, "x")
     assert any("live payment keys disabled: web.STRIPE_SECRET_KEY" in line for line in lines)
     assert any("web.STRIPE_PUBLISHABLE_KEY is kept" in line for line in lines)
+
+
+def test_a_django_mail_setup_points_at_the_sink_and_keeps_its_login():
+    env = {"EMAIL_HOST": "smtp.sendgrid.net", "EMAIL_PORT": "587", "EMAIL_HOST_USER": "apikey",
+           "EMAIL_HOST_PASSWORD": "SG.live", "EMAIL_USE_TLS": "True"}
+    assert as_map(env) == {"EMAIL_HOST": "{mail.host}", "EMAIL_PORT": "{mail.port}", "EMAIL_USE_TLS": "false"}
+
+
+def test_sms_keys_are_disabled_and_said_at_fork():
+    env = {"TWILIO_ACCOUNT_SID": "AC123", "TWILIO_AUTH_TOKEN": "live-token"}
+    assert as_map(env) == {"TWILIO_AUTH_TOKEN": DISABLED}
+    lines = fork_lines({"web": clone_defaults(env, set())}, {}, [], False, "x")
+    assert any("SMS and push keys disabled: web.TWILIO_AUTH_TOKEN" in line for line in lines), lines
 
 
 def test_what_repro_yaml_overrides_itself_is_left_to_it():

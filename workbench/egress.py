@@ -35,6 +35,10 @@ MAIL_APIS = {"SENDGRID", "MAILGUN", "POSTMARK", "SES", "MANDRILL", "SPARKPOST", 
 PAYMENTS = {"STRIPE", "BRAINTREE", "PAYPAL", "ADYEN", "SQUARE", "MOLLIE", "KLARNA", "RAZORPAY", "PADDLE",
             "RECURLY", "CHARGEBEE", "AUTHNET", "AUTHORIZENET", "WORLDPAY", "GOCARDLESS", "PAYMENT", "PAYMENTS",
             "CHECKOUTCOM", "BILLING"}
+# text messages and pushes reach real phones as mail reaches real inboxes
+MESSAGING = {"TWILIO", "VONAGE", "NEXMO", "MESSAGEBIRD", "PLIVO", "SINCH", "TELNYX", "CLICKSEND", "ONESIGNAL",
+             "SMS", "BULKSMS", "TEXTMAGIC"}
+_LOGIN_WORDS = {"USER", "USERNAME", "LOGIN"}
 _BOOL = {"true", "false", "1", "0", "yes", "no", "on", "off"}
 _TEST_KEY = re.compile(r"(^|_)(test|sandbox)(_|$)|^(sk|pk|rk)_test_", re.IGNORECASE)
 
@@ -51,12 +55,12 @@ class Default:
 
     key: str
     value: str
-    kind: str        # mail | mail-api | payment | webhook
+    kind: str        # mail | mail-api | sms | payment | webhook
     reason: str
 
 
 def kind_of(name: str) -> str | None:
-    """mail-host | mail-port | mail-url | mail-tls | mail-api | payment | webhook, or None."""
+    """mail-host | mail-port | mail-url | mail-tls | mail-api | sms | payment | webhook, or None."""
     w = words(name)
     ws = set(w)
     if not w:
@@ -65,8 +69,12 @@ def kind_of(name: str) -> str | None:
         return None if ws & _SECRET_WORDS else "webhook"   # a signing secret of incoming hooks charges nobody
     if (ws & MAIL_APIS and ws & (_SECRET_WORDS | {"API"})) or (ws & _MAIL and "API" in ws and ws & _SECRET_WORDS):
         return "mail-api"
+    if ws & MESSAGING and ws & (_SECRET_WORDS | {"API"}):
+        return "sms"
     if ws & PAYMENTS and ws & _SECRET_WORDS:
         return "payment"
+    if ws & _MAIL and ws & (_SECRET_WORDS | _LOGIN_WORDS):
+        return None   # the login of the mail server (EMAIL_HOST_USER): the sink takes any
     if ws & _MAIL:
         if ws & _HOST_WORDS or ("SMTP" in ws and ws & {"ADDRESS", "ADDR"}):
             return "mail-host"
@@ -123,6 +131,9 @@ def clone_defaults(env: dict[str, str], explicit: set[str]) -> list[Default]:
         elif kind == "mail-api":
             put(key, DISABLED, "mail-api", "mail through a provider's API is refused (use SMTP to see it in "
                                            "the sink)")
+        elif kind == "sms":
+            put(key, DISABLED, "sms", "text messages and pushes through a provider's API are refused: a clone "
+                                      "reaches no real phone")
         elif kind == "payment":
             if not _TEST_KEY.search(value):
                 put(key, DISABLED, "payment", "a live payment key: the provider refuses the placeholder")
@@ -270,9 +281,9 @@ def fork_lines(defaults: dict[str, list[Default]], kept: dict[str, list[str]], r
         for d in items:
             by_kind.setdefault(d.kind, []).append(f"{service}.{d.key}")
     labels = {"mail": "mail to the clone's sink (repro-tui mail)", "mail-api": "mail API keys disabled",
-              "payment": "live payment keys disabled", "webhook": "webhooks pointed at a closed port",
-              "egress": "HTTP through the egress proxy"}
-    for kind in ("mail", "mail-api", "payment", "webhook", "egress"):
+              "sms": "SMS and push keys disabled", "payment": "live payment keys disabled",
+              "webhook": "webhooks pointed at a closed port", "egress": "HTTP through the egress proxy"}
+    for kind in ("mail", "mail-api", "sms", "payment", "webhook", "egress"):
         if by_kind.get(kind):
             lines.append(f"safe default: {labels[kind]}: {', '.join(by_kind[kind])}")
     for service, keys in kept.items():
