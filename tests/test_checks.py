@@ -216,6 +216,9 @@ def test_a_request_that_would_change_prod_is_refused_when_the_file_is_read(count
     ("checks:\n  a: {http: GET /, command: x}\n", "7:3", "one of 'http'"),
     ("checks:\n  a: {http: GET /, runs: 0}\n", "7:26", "1-20"),
     ("checks:\n  a: {http: GET /, expect: {json: {a: [1]}}}\n", "7:39", "plain value"),
+    # a GET that asks prod's app to act as another method
+    ("checks:\n  a: {http: GET /x, headers: {X-HTTP-Method-Override: DELETE}}\n", "7:30", "treat its GET as another"),
+    ("checks:\n  a: {http: GET /x?id=1&_method=delete}\n", "7:13", "'_method=' in its path"),
 ])
 def test_bad_checks_name_the_line_and_column(checks, where, words):
     head = "name: x\nservices:\n  web: {command: run, port: 80}\nstores: {}\n\n"

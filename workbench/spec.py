@@ -10,6 +10,7 @@ here, with its own message, so that a user never meets a traceback or a vague er
 from __future__ import annotations
 
 import difflib
+import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -561,6 +562,9 @@ def _parse_checks(loc: _Loc, node: CommentedMap, spec: Spec) -> dict[str, CheckS
     return checks
 
 
+METHOD_OVERRIDE_HEADERS = {"x-http-method-override", "x-http-method", "x-method-override"}
+
+
 def _http_request(loc: _Loc, item: Any, check: CheckSpec, spec: Spec) -> None:
     words = _str(loc, item, "http", "METHOD PATH, e.g. GET /orders/1042").split()
     if len(words) == 1:
@@ -594,6 +598,14 @@ def _http_request(loc: _Loc, item: Any, check: CheckSpec, spec: Spec) -> None:
     check.headers = _env_map(loc, item, "headers")
     if "body" in item:
         check.body = _str(loc, item, "body", "the request's body")
+    if not check.clones_only:   # a GET that asks the app to act as another method is not a GET
+        override = [h for h in check.headers if h.lower() in METHOD_OVERRIDE_HEADERS]
+        if override or re.search(r"[?&]_method=", check.path, re.IGNORECASE):
+            what = f"the header {override[0]}" if override else "'_method=' in its path"
+            raise _bad(loc.of_value(item, "headers" if override else "http"),
+                       f"check '{check.name}' asks prod to treat its {method} as another method ({what}), and "
+                       "prod only ever receives GET or HEAD.",
+                       "Remove it, or add 'clones_only: true' to run the check on clones only.")
 
 
 def _expectations(loc: _Loc, expect: Any, check: CheckSpec) -> None:
