@@ -498,3 +498,26 @@ def test_a_workspace_whose_path_has_spaces_quotes_a_dollar_and_accents(shop, tmp
     assert "db.users" in _cli(root, "diff", "prod", "b1")
     _cli(root, "destroy", "b1", "--yes")
     assert _prod_state(root) == before
+
+
+def test_values_holding_terminal_controls_reach_the_terminal_escaped(shop):
+    """A value of the data or a config file holding terminal controls (an OSC 52 that writes
+    the clipboard, a clear-screen, an 8-bit CSI) is shown escaped by the diff, as text and
+    as JSON: printing it never drives the user's terminal."""
+    import sqlite3
+
+    root = shop
+    _cli(root, "fork", "prod", "b1")
+    hostile_value = "\x1b]52;c;ZWNobyBoaQ==\x07\x1b[2J\x9b2J\rOK"
+    conn = sqlite3.connect(root / ".repro" / "data" / "b1" / "db" / "shop.db")
+    conn.execute("UPDATE orders SET status = ? WHERE id = 42", (hostile_value,))
+    conn.commit()
+    conn.close()
+    (root / ".repro" / "envs" / "b1" / "config" / "app.yaml").write_text('title: "\\e[31mred\\u009b2J"\n')
+    text = _cli(root, "diff", "prod", "b1")
+    raw = _cli(root, "diff", "prod", "b1", "--json")
+    for out in (text, raw):
+        assert not any(ch in out for ch in "\x1b\x07\x9b\r"), repr(out)
+    assert "db.orders[42].status" in text and "\\x1b]52" in text
+    shown = [c for c in json.loads(raw)["data"] if c.get("path", "").endswith("[42].status")]
+    assert shown and shown[0]["right"] == hostile_value

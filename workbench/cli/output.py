@@ -18,6 +18,8 @@ from workbench.errors import ReproError
 from workbench.redact import Redactor
 from workbench.secrets import SecretPolicy
 
+_C1_ESCAPED = {c: f"\\u{c:04x}" for c in range(0x80, 0xA0)}
+
 
 def default_redactor() -> Redactor:
     return Redactor(SecretPolicy())
@@ -41,7 +43,9 @@ class Out:
     def write_json(self, data: Any, **dumps: Any) -> None:
         """A JSON document, redacted value by value (a text pass could break its syntax)."""
         dumps.setdefault("indent", 2)
-        self.stream.write(json.dumps(self.redactor.tree(data), default=str, **dumps) + "\n")
+        text = json.dumps(self.redactor.tree(data), default=str, **dumps)
+        # JSON escapes C0 controls but may keep C1 ones (U+009B is CSI to some terminals): escaped too
+        self.stream.write(text.translate(_C1_ESCAPED) + "\n")
 
     def emit(self, data: Any, text: Callable[[], object]) -> None:
         """``data`` as JSON with ``--json``; else ``text()`` writes the readable form."""
