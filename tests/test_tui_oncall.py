@@ -127,6 +127,34 @@ async def test_enter_on_a_change_shows_it_whole_a_row_side_by_side(root, tmp_pat
         assert isinstance(app.screen, MainScreen)
 
 
+async def test_terminal_controls_in_data_and_logs_are_shown_escaped(root, tmp_path):
+    """A value of the data and a service's output holding terminal controls (an OSC 52 that
+    writes the clipboard, a title change, colours): the screen shows them as escapes or
+    without the colours, and never sends them to the terminal."""
+    ws = Workspace(root)
+    hostile = "\x1b]52;c;ZWNobyBoaQ==\x1b\\\x1b[2J\x9b2J"
+    change_rows_elsewhere(ws.stores["db"].location("b1"), f"UPDATE orders SET status = '{hostile}' WHERE id = 42")
+    log = root / ".repro" / "run" / "b1" / "web.log"
+    with log.open("a") as f:
+        f.write("\x1b[31mERROR\x1b[0m payment refused \x1b]2;PWNED\x07for order 42\n")
+    ws.close()
+    app = app_for(root, tmp_path)
+    async with app.run_test(size=(120, 30)) as pilot:
+        screen = await ready_diff(pilot)
+        await wait_for(pilot, lambda: screen.report.data, what="the data change")
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "\\x1b]52" in screen_text(app), what="the value, escaped")
+        assert not any(ch in screen_text(app) for ch in "\x1b\x07\x9b")
+        await pilot.press("enter", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, DetailDialog), what="the change whole")
+        assert "\\x1b]52" in screen_text(app) and not any(ch in screen_text(app) for ch in "\x1b\x07\x9b")
+        await pilot.press("escape", "l")
+        await wait_for(pilot, lambda: "payment refused" in screen_text(app), what="the log line")
+        text = screen_text(app)
+        assert "ERROR payment refused for order 42" in text, text
+        assert not any(ch in text for ch in "\x1b\x07\x9b") and "PWNED" not in text
+
+
 async def test_a_terminal_too_small_says_so_instead_of_cutting_the_screen(root, tmp_path):
     app = app_for(root, tmp_path)
     async with app.run_test(size=(60, 20)) as pilot:

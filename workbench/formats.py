@@ -1,9 +1,12 @@
-"""Ages, sizes and durations as people read them: one way, for the CLI and the screen.
+"""Ages, sizes and durations as people read them, and text made safe for a terminal: one way,
+for the CLI and the screen.
 
 Pure functions: the time "now" is passed in.
 """
 
 from __future__ import annotations
+
+import re
 
 
 def age(ts: float | None, now: float) -> str:
@@ -44,3 +47,18 @@ def size(n: int | None) -> str:
 def count(n: int, word: str) -> str:
     """``1 snapshot``, ``3 snapshots``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, drop_ansi: bool = False) -> str:
+    """``text`` safe to draw on a terminal: every control character (ESC, BEL, an 8-bit CSI)
+    shown as its escape (``\\x1b``), newlines and tabs kept. A value of prod's data, a mail
+    subject or a service's output could otherwise drive the user's terminal (set its title,
+    write its clipboard with OSC 52, clear it). ``drop_ansi``: colour and cursor sequences
+    are removed first (a service's coloured log)."""
+    if drop_ansi:
+        text = _ANSI.sub("", text)
+    return _CONTROL.sub(lambda m: repr(m[0])[1:-1], text)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from workbench.formats import printable
 from workbench.tui.presentation import intent_text, key_text, kind_symbol
 
 
@@ -33,12 +34,12 @@ def whole(value: Any) -> str:
         data = bytes(value)
         return f"<{len(data)} bytes> {data.hex()}"
     if isinstance(value, str):
-        return value if value else "''"
+        return printable(value) if value else "''"   # line breaks kept, control characters escaped
     if isinstance(value, dict):
         return "\n".join(f"{k}: {whole(v)}" for k, v in value.items())
     if isinstance(value, list | tuple):
         return "\n".join(whole(v) for v in value)
-    return str(value)
+    return printable(str(value))
 
 
 def _row(value: Any) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from workbench.detached import Detached, Request
 from workbench.errors import ReproError
+from workbench.formats import printable
 from workbench.tui.messages import (
     DiffComputed,
     DiffFailed,
@@ -118,7 +119,8 @@ class Gateway:
             self._post(event)
 
     def redact(self, text: str, env: str | None = None) -> str:
-        return self.ws.redactor.text(text, env)
+        """``text`` as the screen may show it: secrets masked, control characters escaped."""
+        return printable(self.ws.redactor.text(text, env))
 
     def _thread(self, target: Callable[..., None], *args: Any, name: str) -> threading.Thread:
         t = threading.Thread(target=target, args=args, name=f"repro-tui-{name}", daemon=True)
@@ -331,6 +333,7 @@ class Gateway:
         def read(service: str) -> list[str]:
             if "ws" not in holder:
                 holder["ws"] = self.open_reader()
-            return list(holder["ws"].logs(env, service, follow=False, lines=200))
+            return [printable(line, drop_ansi=True)
+                    for line in holder["ws"].logs(env, service, follow=False, lines=200)]
 
         return read

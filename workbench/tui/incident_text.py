@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workbench.check_results import detail_lines, judge, latest_by
+from workbench.formats import printable
 
 
 @dataclass(frozen=True)
@@ -29,14 +30,14 @@ def check_lines(env: str, checks: Sequence[Any], results: Sequence[Any]) -> list
     out = []
     for check in checks:
         v = judge(check, env, latest)
-        out.append(CheckLine(check.name, v.symbol, v.headline, v.detail, v.tone))
+        out.append(CheckLine(check.name, v.symbol, printable(v.headline), printable(v.detail), v.tone))
     return out
 
 
 def checks_detail(env: str, checks: Sequence[Any], results: Sequence[Any]) -> str:
     """Every check on ``env`` beside prod: request, answers, verdict and how the bodies differ."""
     latest = latest_by(list(results))
-    return "\n\n".join("\n".join(detail_lines(check, env, latest)) for check in checks)
+    return printable("\n\n".join("\n".join(detail_lines(check, env, latest)) for check in checks))
 
 
 def drift_note(count: int) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workbench.formats import age, count, duration, size  # noqa: F401 - the screen's formatters too
+from workbench.formats import age, count, duration, printable, size  # noqa: F401 - the screen's formatters too
 
 # --- states -----------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ def journal_line(entry: Any, now: float, me: str = "") -> str:
         step = max(entry.steps, key=lambda s: s.get("seconds", 0))
         if len(entry.steps) > 1 and step.get("seconds", 0) >= 0.05:
             slowest = f"  slowest: {step.get('step')} {duration(step.get('seconds'))}"
-    message = f"  {first_line(entry.message)}" if entry.message and entry.outcome != "ok" else ""
+    message = f"  {printable(first_line(entry.message))}" if entry.message and entry.outcome != "ok" else ""
     return f"{screen_age(entry.started_at, now):>4} ago  {symbol} {what}{word}  {took}{slowest}{message}"
 
 
@@ -195,6 +195,7 @@ def value_text(value: Any, limit: int = 60) -> str:
     else:
         text = str(value)
     text = text.replace("\r", "").replace("\n", "⏎").replace("\t", " ")
+    text = printable(text)   # a control character shown as its escape, never sent to the terminal
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

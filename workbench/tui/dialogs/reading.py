@@ -10,13 +10,15 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
-from textual.screen import ModalScreen
 from textual.widgets import Markdown, Static
+
+from workbench.formats import printable
+from workbench.tui.dialogs.base import Dialog
 
 FORK = "fork"
 
 
-class ReadingDialog(ModalScreen[str | None]):
+class ReadingDialog(Dialog[str | None]):
     """Dismissed with None, or with ``FORK`` when it offers a fork and ``f`` is pressed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -26,9 +28,9 @@ class ReadingDialog(ModalScreen[str | None]):
 
     def __init__(self, title: str, text: str, *, markdown: bool = False, note: str = "",
                  offers_fork: bool = False) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.title_text = title
-        self.text = text
+        self.text = text if markdown else printable(text)   # a body or a drift line may hold controls
         self.markdown = markdown
         self.note = note
         self.offers_fork = offers_fork
@@ -41,7 +43,7 @@ class ReadingDialog(ModalScreen[str | None]):
             with VerticalScroll(id="reading"):
                 yield Markdown(self.text) if self.markdown else Static(Content(self.text))
 
-    def on_mount(self) -> None:
+    def on_mount(self) -> None:   # (Dialog's own on_mount runs too: Textual calls each class's)
         self.query_one("#reading").focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
