@@ -521,3 +521,31 @@ def test_values_holding_terminal_controls_reach_the_terminal_escaped(shop):
     assert "db.orders[42].status" in text and "\\x1b]52" in text
     shown = [c for c in json.loads(raw)["data"] if c.get("path", "").endswith("[42].status")]
     assert shown and shown[0]["right"] == hostile_value
+
+
+def test_a_clone_repro_yaml_broken_in_its_worktree_cuts_nothing_off(shop):
+    """A clone's repro.yaml broken while someone edits it: every operation that reads the
+    clone's services says so and changes nothing (a reset and a snapshot were cut off half
+    way, and every later command warned that recovery could not finish); a promote refuses
+    to commit it (merged, it would stop every command on prod's branch); destroy still
+    removes the clone; the other clones are untouched."""
+    root = shop
+    for name in ("b1", "b2"):
+        _cli(root, "fork", "prod", name)
+    before = _prod_state(root)
+    (root / ".repro" / "envs" / "b1" / "repro.yaml").write_text("name: [x\n")
+    for argv in (("reset", "b1"), ("reset", "b1", "--undo"), ("snapshot", "b1", "s1"), ("start", "b1"),
+                 ("stop", "b1"), ("restart", "b1")):
+        out = _cli(root, *argv, code=None)
+        assert "not valid YAML" in out and "Fix the repro.yaml in the clone's worktree" in out, (argv, out)
+        assert "This is a bug" not in out
+    out = _cli(root, "promote", "b1", "-m", "half an edit", code=1)
+    assert "refusing to commit repro.yaml: it does not load" in out, out
+    out = _cli(root, "list")
+    assert "cut off" not in out and "could not be recovered" not in out, out
+    assert json.loads(run_cli("log", "--json", cwd=root).stdout)[0]["outcome"] != "pending"
+    out = _cli(root, "snapshot", "b2", "s1")    # another clone: as ever
+    assert "could not be recovered" not in out
+    _cli(root, "destroy", "b1", "--force", "--yes")
+    assert not (root / ".repro" / "envs" / "b1").exists()
+    assert _prod_state(root) == before

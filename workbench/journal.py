@@ -108,13 +108,20 @@ class Journal:
     def run(self, op: Operation) -> Any:
         """Check, then run the operation's steps as one transaction, then what it does after
         the lock is released (a background ready copy, the result to return)."""
-        op.check()
+        self._checked(op)
         op.prepare()
         with self.transaction(op) as txn:
             result = op.run(txn)
         result = op.after(result)
         self.checks_after(op)
         return result
+
+    def _checked(self, op: Operation) -> None:
+        """What the operation needs, checked before anything is written: its own ``check``,
+        and the environment's services read when its steps use them."""
+        op.check()
+        if op.uses_services:
+            self.ws.context(op.env)
 
     def checks_after(self, op: Operation) -> None:
         """The checks of repro.yaml, after an operation that (re)starts an environment's
@@ -140,7 +147,7 @@ class Journal:
         self.lock.acquire(name, on_wait=op.progress)
         try:
             self._recover()
-            op.check()
+            self._checked(op)
             jid = self.state.begin(name, op.env, op.args())   # names and ids only: no secret
             txn = Txn(self, jid, name, dict(op.args()), op.progress)
             try:

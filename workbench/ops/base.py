@@ -32,6 +32,10 @@ class Operation(ABC):
     name: ClassVar[str]
     summary: ClassVar[str]          # what it does, in a few words
     checks_after: ClassVar[bool] = False   # its environment's services (re)start: the journal runs the checks
+    # its steps read the environment's services (a clone's own repro.yaml): the journal reads
+    # them before the first step, so a file broken in the clone's worktree is an error that
+    # changes nothing, never an operation cut off half way that recovery cannot finish
+    uses_services: ClassVar[bool] = False
 
     def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
         self.ws = ws

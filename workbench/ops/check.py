@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 class Check(Operation):
     name = "check"
+    uses_services = True
     summary = "run repro.yaml's checks on an environment, and on prod beside it"
 
     def __init__(self, ws: Workspace, env: str, names: list[str] | None = None, trigger: str = "cli",

@@ -14,6 +14,7 @@ from workbench.names import FORKED
 from workbench.ops.base import Operation, Progress
 from workbench.ops.cleanup import BRANCH_PREFIX
 from workbench.private import as_the_user
+from workbench.spec import SPEC_FILE, load_spec
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
@@ -72,6 +73,13 @@ class Promote(Operation):
         if leaving:   # merged into prod's checkout, such a link would make prod read (or write) another file
             raise Refused(f"refusing to commit links that lead out of {env}'s worktree: {', '.join(leaving[:5])}.",
                           "Commit the file itself, or a link to a file inside the repository.")
+        if SPEC_FILE in self.changed:   # on prod's branch, a file that does not load stops every command
+            try:
+                load_spec(ws.worktree(env))
+            except InvalidInput as exc:
+                raise Refused(f"refusing to commit {SPEC_FILE}: it does not load ({exc.message}).",
+                              f"Fix it in {ws.worktree(env)} first; repro-tui reads it on prod's branch once "
+                              "promoted.") from None
         snaps = ws.state.snapshots(env)
         snap = row["last_reset"] or (snaps[-1].name if snaps else FORKED)
         found = ws.redactor.found_in(message, env)

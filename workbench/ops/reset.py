@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 class Reset(Operation):
     name = "reset"
+    uses_services = True
     summary = "reset a clone's data to a snapshot (default: the latest)"
     checks_after = True
 

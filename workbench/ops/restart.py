@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 class Restart(Operation):
     name = "restart"
+    uses_services = True
     summary = "stop and start an environment's services"
     checks_after = True
 

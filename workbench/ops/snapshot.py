@@ -39,6 +39,7 @@ def take_snapshot(ws: Workspace, env: str, name: str, sid: str, first: bool = Fa
 
 class Snapshot(Operation):
     name = "snapshot"
+    uses_services = True
     summary = "snapshot a clone's data and worktree"
 
     def __init__(self, ws: Workspace, env: str, snapshot: str | None = None, progress: Progress | None = None) -> None:

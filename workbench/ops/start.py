@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 class Start(Operation):
     name = "start"
+    uses_services = True
     summary = "start an environment's services"
     checks_after = True
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class UndoReset(Operation):
     name = "undo-reset"
+    uses_services = True
     summary = "go back to the state the last reset replaced"
     checks_after = True
 
