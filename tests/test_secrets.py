@@ -71,3 +71,16 @@ def test_the_shortcut_for_plain_text_masks_what_every_pass_masks():
         masked_some += want != text
         plain += want == text
     assert masked_some > 500 and plain > 500   # both ways were tried
+
+
+def test_a_url_password_is_masked_percent_encoded_and_decoded():
+    """``postgresql://shop:p%40ss%3Aw0rd-X@db/shop``: the app reads the password decoded
+    (``p@ss:w0rd-X``) and may print it so; both forms are masked."""
+    from workbench.secrets import redact, tree_values
+
+    policy = SecretPolicy()
+    env = {"DATABASE_URL": "postgresql://shop:p%40ss%3Aw0rd-X@db/shop"}
+    values = [v for _where, v in tree_values(env, policy)]
+    assert "p%40ss%3Aw0rd-X" in values and "p@ss:w0rd-X" in values
+    out = redact("connecting as shop with p@ss:w0rd-X (from p%40ss%3Aw0rd-X)", policy, values)
+    assert "w0rd-X" not in out and out.count("<secret:") == 2, out

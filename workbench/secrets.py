@@ -15,6 +15,7 @@ import os
 import re
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import unquote
 
 _SECRET_WORDS = {
     "password",
@@ -301,7 +302,10 @@ def tree_values(data: Any, policy: SecretPolicy, where: str = "", secret: bool =
         if secret:
             out.append((where, text))
             out += [(where, line.strip()) for line in text.splitlines() if len(line.strip()) >= 8]
-        out += [(where, m["pw"]) for m in _URL_PASSWORD_ANYWHERE.finditer(text)]
+        for m in _URL_PASSWORD_ANYWHERE.finditer(text):
+            out.append((where, m["pw"]))
+            if "%" in m["pw"]:   # an app reads the URL decoded, and may print it so: p%40ss is p@ss
+                out.append((where, unquote(m["pw"])))
         for m in _PEM.finditer(text):
             out += [(where, line.strip()) for line in m[2].splitlines() if len(line.strip()) >= 16]
     return out
