@@ -549,3 +549,26 @@ def test_a_clone_repro_yaml_broken_in_its_worktree_cuts_nothing_off(shop):
     _cli(root, "destroy", "b1", "--force", "--yes")
     assert not (root / ".repro" / "envs" / "b1").exists()
     assert _prod_state(root) == before
+
+
+def test_a_clone_folder_deleted_by_hand_is_said_or_brought_back(shop):
+    """``rm -rf`` of a clone's data folder: a reset brings the snapshot back (it stopped half
+    way, "no such file or folder", and recovery could not finish). ``rm -rf`` of its
+    worktree: an operation that runs its services says so and what to do; destroy works."""
+    root = shop
+    for name in ("b1", "b2"):
+        _cli(root, "fork", "prod", name)
+    before = _prod_state(root)
+    shutil.rmtree(root / ".repro" / "data" / "b2")
+    out = _cli(root, "reset", "b2")
+    assert "b2 reset to forked" in out
+    assert "db.users" in _cli(root, "diff", "prod", "b2")      # the data is there again
+    shutil.rmtree(root / ".repro" / "envs" / "b1")
+    for argv in (("reset", "b1"), ("start", "b1"), ("snapshot", "b1", "s1")):
+        out = _cli(root, *argv, code=1)
+        assert "b1's worktree" in out and "is gone" in out and "repro-tui destroy b1 --force" in out, (argv, out)
+    out = _cli(root, "list")
+    assert "cut off" not in out and "could not be recovered" not in out, out
+    _cli(root, "destroy", "b1", "--force", "--yes")
+    _cli(root, "snapshot", "b2", "s1")
+    assert _prod_state(root) == before

@@ -121,7 +121,11 @@ class Journal:
         and the environment's services read when its steps use them."""
         op.check()
         if op.uses_services:
-            self.ws.context(op.env)
+            ctx = self.ws.context(op.env)
+            if ctx.kind == "clone" and not ctx.worktree.is_dir():
+                raise Refused(f"{op.env}'s worktree {ctx.worktree} is gone (deleted by hand?): its services cannot "
+                              "run without it.", f"Destroy the clone and fork it again: repro-tui destroy {op.env} "
+                              f"--force && repro-tui fork prod {op.env}")
 
     def checks_after(self, op: Operation) -> None:
         """The checks of repro.yaml, after an operation that (re)starts an environment's

@@ -308,6 +308,7 @@ class FolderStore(Store):
             fence.replace(env, undo, trash)
         if data.exists():
             fence.replace(env, data, undo)
+        fence.mkdir(env, data.parent)   # (a clone's data folder deleted by hand: the reset brings it back)
         fence.replace(env, self.ready_dir(env), data)
         fence.unlink(env, self.ready_marker(env))
         # the state before the last reset is deleted by the ready helper, not waited for
@@ -330,10 +331,12 @@ class FolderStore(Store):
             fence.replace(env, swap, data)
             return False
         if self.ready_dir(env).exists():  # reset cut off between its two renames
+            fence.mkdir(env, data.parent)
             fence.replace(env, self.ready_dir(env), data)
             fence.unlink(env, self.ready_marker(env))
             return True
         if self.undo_dir(env).exists():
+            fence.mkdir(env, data.parent)
             fence.replace(env, self.undo_dir(env), data)
         return False
 
