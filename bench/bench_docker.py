@@ -110,18 +110,24 @@ def bench_basebackup(prod: str, runs: int, to_disk: bool = True) -> list[float]:
     return times
 
 
-def make_workspace(tag: str, root: Path) -> None:
+def git_init(root: Path) -> None:
+    """The folder as a git repository with one commit of what it holds."""
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b.invalid",
+                                                                "commit", "-q", "-m", "bench"]):
+        subprocess.run(["git", *args], cwd=root, check=True)
+
+
+def make_workspace(tag: str, root: Path, database: str = "bench") -> None:
+    """A workspace whose prod is the compose project ``tag`` and its PostgreSQL ``database``."""
     root.mkdir(parents=True)
     (root / "repro.yaml").write_text(textwrap.dedent(f"""\
         name: bench
         backend: docker
         prod: {{branch: main, compose_project: {tag}}}
         stores:
-          db: {{type: postgres, service: db, database: bench, user: postgres}}
+          db: {{type: postgres, service: db, database: {database}, user: postgres}}
         """))
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["-c", "user.name=b", "-c", "user.email=b@b.invalid",
-                                                                "commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
+    git_init(root)
 
 
 def main() -> int:

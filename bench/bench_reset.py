@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_docker import git_init, make_workspace  # noqa: E402 - after the path
+
+from workbench.backends.local import free_port  # noqa: E402
 
 PG_IMAGE = os.environ.get("REPRO_TEST_PG_IMAGE", "repro-test/postgres:15")
 BUSYBOX_IMAGE = os.environ.get("REPRO_TEST_BUSYBOX_IMAGE", "repro-test/busybox:latest")
@@ -43,18 +46,6 @@ IGNORES_TERM = ("import http.server, signal, sys; signal.signal(signal.SIGTERM, 
 
 def sh(cmd: str) -> str:
     return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout.strip()
-
-
-def git_init(root: Path) -> None:
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.name=b", "-c", "user.email=b@b.invalid", "commit", "-q", "-m", "bench"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def time_resets(root: Path, env: str, grace: str, runs: int) -> list[float]:
@@ -97,15 +88,7 @@ def docker_stack(tag: str, root: Path) -> list[str]:
         time.sleep(0.1)
     sh(f"docker exec -u postgres {tag}_db_1 psql -q -d shop -c "
        "\"CREATE TABLE orders AS SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 100000) g\"")
-    root.mkdir(parents=True)
-    (root / "repro.yaml").write_text(textwrap.dedent(f"""\
-        name: bench
-        backend: docker
-        prod: {{branch: main, compose_project: {tag}}}
-        stores:
-          db: {{type: postgres, service: db, database: shop, user: postgres}}
-        """))
-    git_init(root)
+    make_workspace(tag, root, database="shop")
     return made
 
 
@@ -127,7 +110,7 @@ def local_workspace(root: Path) -> None:
         services:
           web:
             command: python app.py {{port}}
-            port: {free_port()}
+            port: {free_port(set())}
             health: tcp
         stores:
           db: {{type: sqlite, path: data/shop.db}}
