@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ReproError
-from workbench.model import EnvInfo
-from workbench.ops.base import Operation, Progress
+from workbench.ops.start import Start
 
 if TYPE_CHECKING:
     from workbench.journal import Txn
@@ -15,15 +14,11 @@ if TYPE_CHECKING:
     from workbench.workspace import Workspace
 
 
-class Restart(Operation):
-    name = "restart"
-    uses_services = True
-    summary = "stop and start an environment's services"
-    checks_after = True
+class Restart(Start):
+    """The same checks and result as start (prod only on the local backend); stop, then start."""
 
-    def __init__(self, ws: Workspace, env: str, progress: Progress | None = None) -> None:
-        super().__init__(ws, env, progress)
-        ws.envs.check_service_control(env, self.name)
+    name = "restart"
+    summary = "stop and start an environment's services"
 
     def run(self, txn: Txn) -> None:
         backend = self.ws.backend
@@ -35,9 +30,6 @@ class Restart(Operation):
             except ReproError:
                 txn.note(start_failed=True)   # said to the user; recovery would only fail the same way
                 raise
-
-    def after(self, result: Any) -> EnvInfo:
-        return self.ws.status(self.env)
 
     @classmethod
     def undo(cls, ws: Workspace, args: dict[str, Any]) -> str:
