@@ -560,6 +560,8 @@ def test_a_clone_folder_deleted_by_hand_is_said_or_brought_back(shop):
         _cli(root, "fork", "prod", name)
     before = _prod_state(root)
     shutil.rmtree(root / ".repro" / "data" / "b2")
+    out = _cli(root, "diff", "prod", "b2", code=1)
+    assert "does not exist" in out and "repro-tui reset" in out, out
     out = _cli(root, "reset", "b2")
     assert "b2 reset to forked" in out
     assert "db.users" in _cli(root, "diff", "prod", "b2")      # the data is there again

@@ -137,7 +137,8 @@ class _Connection:
         for p in (left, right):
             if not Path(p).is_file():
                 raise NotFound(f"SQLite file {p} does not exist.",
-                               "Check the store's path in repro.yaml, or fork the clone again.")
+                               "Check the store's path in repro.yaml. A clone's copy deleted by hand comes back "
+                               "with a reset to one of its snapshots: repro-tui reset CLONE")
         self.conn = sqlite3.connect(_uri(left, left_immutable), uri=True, isolation_level=None,
                                     check_same_thread=False)
         self.conn.text_factory = decode_text   # TEXT that is not UTF-8 is shown escaped, not an error
