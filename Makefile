@@ -7,7 +7,8 @@
 #   make bench        time the operations that must stay fast
 #
 # Installs are quiet and happen once: a stamp file in .venv records them, and only a
-# change to pyproject.toml (or a missing .venv) installs again.
+# change to pyproject.toml or to the C library the build compiles (or a missing .venv)
+# installs again.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -24,13 +25,13 @@ STAMP_TEST := $(VENV)/.repro-installed-test
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(BIN)/python
+$(STAMP): pyproject.toml hatch_build.py workbench/diff/_cells.c | $(BIN)/python
 	@echo "Installing repro-tui into $(VENV) ..."
 	$(PIP) install -e .
 	@touch $@
 
 # The test install is a superset of the plain one: it refreshes both stamps.
-$(STAMP_TEST): pyproject.toml | $(BIN)/python
+$(STAMP_TEST): pyproject.toml hatch_build.py workbench/diff/_cells.c | $(BIN)/python
 	@echo "Installing repro-tui and its test tools into $(VENV) ..."
 	$(PIP) install -e '.[test]'
 	@touch $(STAMP) $@

@@ -28,6 +28,7 @@ command -v debootstrap >/dev/null 2>&1 || missing+=(debootstrap)
 [[ -x /usr/sbin/sshd ]] || missing+=(openssh-server)
 command -v mkfs.xfs >/dev/null 2>&1 || missing+=(xfsprogs)  # the reflink tests: a loop-mounted XFS
 command -v sqldiff >/dev/null 2>&1 || missing+=(sqlite3-tools)  # the SQLite diff's oracle (test_diff_sqldiff.py)
+command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)   # the diff's C library (workbench/diff/_cells.c)
 if ((${#missing[@]})); then
     say "installing ${missing[*]}"
     as_root apt-get update -q >"$log_dir/apt.log" 2>&1
@@ -37,6 +38,14 @@ if ((${#missing[@]})); then
         tail -20 "$log_dir/apt.log" >&2
         exit 1
     fi
+fi
+
+# The diff's C library: the install builds it when a compiler is there; built here when
+# the compiler came only now (the tests check that it is present under CI).
+root="$(dirname "$here")"
+if [[ ! -f "$root/workbench/diff/_cells.so" ]]; then
+    say "building the diff's C library"
+    (cd "$root" && python3 hatch_build.py) >&2
 fi
 
 # 2. the engine: start dockerd in the background when nothing answers -------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.conftest import run_cli
 from tests.test_diff_sqlite import chinook, execute, run
+from workbench.diff import cellwalk
 from workbench.diff.model import DiffReport
 from workbench.diff.render import change_line, render
 
@@ -65,7 +66,9 @@ def test_a_vacuumed_clone_shows_nothing(tmp_path):
     """, "VACUUM")
     changes, groups = run(a, b)
     assert changes == []
-    assert {groups[n].status for n in ("db.np", "db.d", "db.log")} == {"compared"}   # they moved: read row by row
+    # they moved: their cells are compared by bytes (told equal), or without the library row by row
+    moved = "same" if cellwalk.available() else "compared"
+    assert {groups[n].status for n in ("db.np", "db.d", "db.log")} == {moved}
     c, d = chinook(tmp_path, "c.db"), chinook(tmp_path, "d.db")
     execute(d, "VACUUM")
     assert run(c, d)[0] == []

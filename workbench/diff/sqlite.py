@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workbench.diff import cellwalk
 from workbench.diff import sqlitepages as pages
 from workbench.diff.model import Change, GroupSummary
 from workbench.diff.values import BlobText, Shower, decode_text, key_text
@@ -213,10 +214,14 @@ def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3
                 ta, tb = trees_a.get(lt.name), trees_b.get(rt.name)
                 if lt.virtual or rt.virtual:
                     plan.ranges[n] = []
-                elif ta is None or tb is None or n in whole or ta.index != tb.index:
+                elif ta is None or tb is None or ta.index != tb.index or not same_reading(lt, rt):
+                    plan.ranges[n] = None
+                elif not ta.index and n in whole:   # an overflow page changed: every cell read, with its overflow
+                    plan.ranges[n] = cellwalk.changed_ranges(a, b, ta.order, tb.order)
+                elif n in whole:
                     plan.ranges[n] = None
                 elif not ta.index:
-                    plan.ranges[n] = pages.changed_ranges(a, b, ta, tb, diff)
+                    plan.ranges[n] = pages.changed_ranges(a, b, ta, tb, diff, cellwalk.changed_ranges)
                 else:
                     keys = _changed_keys(conn, a, b, ta, tb, diff, lt, rt)
                     plan.ranges[n] = None if keys is None or any(keys) else []
@@ -228,6 +233,21 @@ def plan_from_pages(left: str, right: str, ls: Schema, rs: Schema, conn: sqlite3
     finally:
         plan.seconds = time.perf_counter() - t0
     return plan
+
+
+def same_reading(lt: Table, rt: Table) -> bool:
+    """Whether the same stored record reads as the same row in both tables' definitions,
+    so that equal pages or cells mean equal rows. Not when a column moved, a default that
+    fills a column missing from older records differs, or a column is generated (its
+    expression, not the record, gives its value): such tables are compared row by row."""
+    if _norm_sql(lt.sql) == _norm_sql(rt.sql):
+        return True
+    if [p.lower() for p in lt.pk] != [p.lower() for p in rt.pk]:
+        return False
+    if any(c.hidden in (2, 3) for c in lt.columns + rt.columns):
+        return False
+    return all(x.name.lower() == y.name.lower() and x.default == y.default
+               for x, y in zip(lt.columns, rt.columns, strict=False))
 
 
 def _changed_keys(conn: sqlite3.Connection, a: pages.PageReader, b: pages.PageReader, ta: pages.Tree,

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
@@ -383,7 +384,10 @@ MATCH_AFTER = 64      # more changed leaves than this: look for leaves whose con
 MATCH_GIVE_UP = 16    # no identical leaf among the first this many: the layouts differ, stop looking
 
 
-def changed_ranges(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[int]
+Exact = Callable[[PageReader, PageReader, list[int], list[int]], "list[tuple[int, int]] | None"]
+
+
+def changed_ranges(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[int], exact: Exact | None = None
                    ) -> list[tuple[int, int]] | None:
     """Rowid ranges holding every row that differs between two rowid tables, merged and
     sorted; ``[]`` when the table is identical, None when it is best compared whole.
@@ -392,13 +396,19 @@ def changed_ranges(ra: PageReader, rb: PageReader, a: Tree, b: Tree, diff: set[i
     same rows on both sides. So does a pair of leaves with the same bytes at different
     page numbers (a rebuilt copy of a file written in key order packs its rows the same
     way): those are paired in key order. The rest ("changed" leaves) hold every row that
-    can differ, and each is read for the rowids of its first and last cell."""
+    can differ, and each is read for the rowids of its first and last cell.
+
+    ``exact`` (``cellwalk.changed_ranges``), when given, reads the cells of the changed
+    leaves of both sides and narrows them to the rows whose bytes differ; where it cannot
+    (None), the leaves' spans are used as above."""
     if a.index or b.index:
         raise ValueError("not rowid tables")
     left = [p for p in a.order if p in diff or p not in b.leaves]
     right = [p for p in b.order if p in diff or p not in a.leaves]
     if not left and not right:
         return []
+    if exact is not None and (found := exact(ra, rb, left, right)) is not None:
+        return found
     if len(left) + len(right) > MATCH_AFTER:
         left, right = _unmatched(ra, rb, left, right)
     if (len(left) + len(right)) * WHOLE > len(a.order) + len(b.order):
