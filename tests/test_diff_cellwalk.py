@@ -82,7 +82,11 @@ def edit(path: Path, rng: random.Random, n: int, rows: int = 3000) -> None:
 
 @needs_library
 @pytest.mark.parametrize("seed", range(6))
-def test_stores_that_share_no_page_are_compared_by_their_cells(tmp_path, seed, monkeypatch):
+@pytest.mark.parametrize("split", [False, True], ids=["one-walk", "two-halves"])
+def test_stores_that_share_no_page_are_compared_by_their_cells(tmp_path, seed, split, monkeypatch):
+    """Seeded edits of a VACUUMed copy, read in one walk or in two halves on two threads
+    (split at every seed's own middle leaf); the answer is the plain comparison's."""
+    monkeypatch.setattr(cellwalk, "SPLIT_AT", 2 if split else 10**9)
     rng = random.Random(seed)
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     lived(a, rng)
@@ -124,7 +128,9 @@ def _leaves(path: Path) -> tuple[pages.PageReader, list[int]]:
 
 
 @needs_library
-def test_a_file_that_shrinks_while_it_is_read_gives_up_quietly(tmp_path):
+@pytest.mark.parametrize("split", [False, True], ids=["one-walk", "two-halves"])
+def test_a_file_that_shrinks_while_it_is_read_gives_up_quietly(tmp_path, split, monkeypatch):
+    monkeypatch.setattr(cellwalk, "SPLIT_AT", 2 if split else 10**9)
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     lived(a, random.Random(1))
     vacuumed_copy(a, b)
@@ -144,6 +150,7 @@ FUZZ = textwrap.dedent("""
     sys.path.insert(0, sys.argv[3])
     from tests.test_diff_cellwalk import _leaves
     from workbench.diff import cellwalk
+    cellwalk.SPLIT_AT = int(sys.argv[4])
     a, b = Path(sys.argv[1]), Path(sys.argv[2])
     clean = b.read_bytes()
     reader, leaves = _leaves(b)
@@ -170,13 +177,15 @@ FUZZ = textwrap.dedent("""
 
 
 @needs_library
-def test_damaged_leaf_pages_never_crash_the_diff(tmp_path):
+@pytest.mark.parametrize("split", [False, True], ids=["one-walk", "two-halves"])
+def test_damaged_leaf_pages_never_crash_the_diff(tmp_path, split):
     """Bytes of the clone's leaves overwritten at random, 300 times: the walk says it cannot
     read them (the diff then falls back) or gives ranges, and never crashes the process."""
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     lived(a, random.Random(2), rows=1500)
     vacuumed_copy(a, b)
-    res = subprocess.run([sys.executable, "-c", FUZZ, str(a), str(b), str(ROOT)], capture_output=True, text=True,
+    res = subprocess.run([sys.executable, "-c", FUZZ, str(a), str(b), str(ROOT), "2" if split else "1000000000"],
+                         capture_output=True, text=True,
                          timeout=120)
     last = res.stdout.strip().splitlines()[-2:] if res.stdout.strip() else ["(nothing)"]
     assert res.returncode == 0, f"the walk crashed (signal {-res.returncode}) after seed {last}: {res.stderr[-800:]}"

@@ -230,10 +230,21 @@ static int close_range(Ranges *r) {
     return 1;
 }
 
+/* The next cell of c whose rowid is at least lo (cells below are skipped): as next_cell. */
+static int next_from(Cursor *c, int64_t lo) {
+    int h;
+    while ((h = next_cell(c)) > 0 && c->rowid < lo)
+        ;
+    return h;
+}
+
 /* The rowid ranges (out: lo, hi pairs, at most cap) holding every row whose cell differs
- * between the two sides' leaves. Returns OK, TOO_MANY (more than cap ranges: compare the table
- * whole), MALFORMED (a page that does not read as a table leaf, or a short read) or NO_MEMORY. */
-int repro_changed_rowids(Side *a, Side *b, int page_size, int usable, int64_t *out, int64_t cap, int64_t *n_out) {
+ * between the two sides' leaves, among the rowids from lo to hi (the leaves may hold others:
+ * a caller that splits the work in two gives the leaf on the boundary to both halves).
+ * Returns OK, TOO_MANY (more than cap ranges: compare the table whole), MALFORMED (a page
+ * that does not read as a table leaf, or a short read) or NO_MEMORY. */
+int repro_changed_rowids(Side *a, Side *b, int page_size, int usable, int64_t lo, int64_t hi,
+                         int64_t *out, int64_t cap, int64_t *n_out) {
     Cursor ca = {0}, cb = {0};
     Ranges r = {out, cap, 0, 0, 0, 0};
     int status = OK;
@@ -248,9 +259,11 @@ int repro_changed_rowids(Side *a, Side *b, int page_size, int usable, int64_t *o
     cb.scratch = malloc((size_t)page_size);
     ca.run_count = cb.run_count = 0;
     if (!ca.run || !cb.run || !ca.scratch || !cb.scratch) { status = NO_MEMORY; goto done; }
-    int ha = next_cell(&ca), hb = next_cell(&cb);
-    while (ha > 0 || hb > 0) {
+    int ha = next_from(&ca, lo), hb = next_from(&cb, lo);
+    while ((ha > 0 && ca.rowid <= hi) || (hb > 0 && cb.rowid <= hi)) {
         if (ha < 0 || hb < 0) { status = MALFORMED; goto done; }
+        if (ha > 0 && ca.rowid > hi) ha = 0;     /* past the upper bound: that side is done */
+        if (hb > 0 && cb.rowid > hi) hb = 0;
         if (hb <= 0 || (ha > 0 && ca.rowid < cb.rowid)) {
             mark(&r, ca.rowid);
             ha = next_cell(&ca);
