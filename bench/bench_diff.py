@@ -14,6 +14,7 @@ user runs it), ``sqldiff PROD CLONE`` (Debian package sqlite3-tools) and, for re
 * no page shared: prod has a history (rows appended, later ones grown and some deleted);
   the clone is a scrubbed fork that was then VACUUMed (as a clone's app or a user may do;
   the same holds when prod is VACUUMed after the fork), so no page lines up with prod's;
+  also timed without the diff's C library (``REPRO_DIFF_NATIVE=0``), side by side;
 * most pages shared: a scrubbed fork (prod's pages copied, only the scrubbed column
   rewritten), so every page of ``t`` but the changed ones is prod's own;
 * Chinook (1 MB), nothing changed.
@@ -235,6 +236,11 @@ def shape(tmp: Path, title: str, make: Callable[[Path], None], change: Callable[
     lines = [f"| {title} ({mb:.0f} MB; {shared_pages(prod, clone)}) | {cli * 1000:.0f} ms ({cli_cpu * 1000:.0f}) | "
              f"{sqldiff * 1000:.0f} ms ({sqldiff_cpu * 1000:.0f}) | **{sqldiff / cli:.1f}×** "
              f"({sqldiff_cpu / cli_cpu:.1f}×) | {alone * 1000:.0f} ms |"]
+    if title.startswith("no page"):      # the same command without the C library's cell walk
+        [(plain, plain_cpu, _)] = race([(["env", "REPRO_DIFF_NATIVE=0", REPRO, "diff", "prod", "b1", "--json"], ws)],
+                                       runs)
+        lines.append(f"| the same, without the diff's C library (`REPRO_DIFF_NATIVE=0`) | {plain * 1000:.0f} ms "
+                     f"({plain_cpu * 1000:.0f}) | | **{sqldiff / plain:.1f}×** ({sqldiff_cpu / plain_cpu:.1f}×) | |")
     if title.startswith("one table"):    # the naive way: both tables loaded into Python dicts
         [(dicts, _, out)] = race([([PY, "-c", DICTS, str(prod), str(clone)], None)], max(1, runs // 3))
         assert out.strip() == "100"

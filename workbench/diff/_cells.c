@@ -40,6 +40,7 @@ typedef struct {
 typedef struct {
     const Side *s;
     int page_size, usable;
+    int64_t most, least;       /* the largest payload a leaf keeps whole; the least it keeps */
     uint8_t *run, *scratch;    /* RUN_PAGES pages; one page for overflow */
     int64_t run_first, run_count;   /* leaves[run_first .. +run_count) are in run */
     int64_t leaf;              /* index into leaves of the current page */
@@ -149,7 +150,7 @@ static int parse_cell(Cursor *c) {
     k = varint(p, end, &rowid);
     if (!k) return 0;
     p += k;
-    int64_t most = c->usable - 35, least = (int64_t)(c->usable - 12) * 32 / 255 - 23;
+    int64_t most = c->most, least = c->least;
     int64_t local;
     if (size > ((uint64_t)1 << 40)) return 0;                  /* SQLite's values stop at 2^31 */
     if ((int64_t)size <= most) {
@@ -253,6 +254,8 @@ int repro_changed_rowids(Side *a, Side *b, int page_size, int usable, int64_t lo
     ca.s = a; cb.s = b;
     ca.page_size = cb.page_size = page_size;
     ca.usable = cb.usable = usable;
+    ca.most = cb.most = usable - 35;
+    ca.least = cb.least = (int64_t)(usable - 12) * 32 / 255 - 23;
     ca.run = malloc((size_t)RUN_PAGES * page_size);
     cb.run = malloc((size_t)RUN_PAGES * page_size);
     ca.scratch = malloc((size_t)page_size);
