@@ -221,3 +221,24 @@ def test_a_changed_definition_reads_the_same_pages_as_other_rows(tmp_path, monke
         changes, _ = run(a, b)
         rows = [c.path for c in changes if not c.schema]
         assert expected in rows and len(rows) == count, rows[:5]
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="needs a C compiler")
+def test_a_library_built_from_another_source_is_left_unused(tmp_path, monkeypatch):
+    """A stale library (built before its functions changed) would be called with the wrong
+    arguments: it is recognised by its interface version and the diff goes without it."""
+    src = tmp_path / "old.c"
+    src.write_text("int repro_cells_interface(void) { return 1; }\nint repro_changed_rowids(void) { return 0; }\n")
+    lib = tmp_path / "_cells.so"
+    subprocess.run(["cc", "-shared", "-fPIC", "-o", str(lib), str(src)], check=True)
+    monkeypatch.setattr(cellwalk, "LIBRARY", lib)
+    cellwalk._lib.cache_clear()
+    try:
+        assert not cellwalk.available()
+        a, b = tmp_path / "a.db", tmp_path / "b.db"
+        lived(a, random.Random(3), rows=500)
+        vacuumed_copy(a, b)
+        edit(b, random.Random(3), 5, rows=500)
+        assert got(run(a, b)[0], "t") == naive(a, b, "t", ["id"])
+    finally:
+        cellwalk._lib.cache_clear()

@@ -24,6 +24,11 @@
 
 enum { OK = 0, TOO_MANY = 1, MALFORMED = -1, NO_MEMORY = -2 };
 
+/* The interface's version: cellwalk.py loads only a library whose version it knows (one
+ * built from an older source, with other arguments, is left unused until rebuilt). */
+#define INTERFACE 2
+int repro_cells_interface(void) { return INTERFACE; }
+
 /* One side, as the caller describes it. */
 typedef struct {
     int fd;                    /* the main database file */

@@ -28,6 +28,7 @@ from workbench.diff.sqlitepages import INT64_MAX, INT64_MIN, LEAF_TABLE, PageRea
 LIBRARY = Path(__file__).with_name("_cells.so")
 MOST_RANGES = 65536     # more rowid ranges than this: comparing the table whole in SQL is cheaper
 SPLIT_AT = 512          # leaves (2 MB of 4 KB pages) from which the walk runs on two threads
+INTERFACE = 2           # the version of _cells.c's functions this module calls
 
 
 @cache
@@ -39,7 +40,11 @@ def _lib() -> tuple[Any, Any] | None:
 
     try:
         lib = ctypes.CDLL(str(LIBRARY))
-    except OSError:
+        version = lib.repro_cells_interface
+    except (OSError, AttributeError):
+        return None
+    version.restype = ctypes.c_int
+    if version() != INTERFACE:   # built from another source: unused until the install builds it again
         return None
 
     class Side(ctypes.Structure):
