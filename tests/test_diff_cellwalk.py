@@ -151,6 +151,10 @@ FUZZ = textwrap.dedent("""
     from tests.test_diff_cellwalk import _leaves
     from workbench.diff import cellwalk
     cellwalk.SPLIT_AT = int(sys.argv[4])
+    if len(sys.argv) > 5:                              # another build of the library (sanitized)
+        cellwalk.LIBRARY = Path(sys.argv[5])
+        cellwalk._lib.cache_clear()
+        assert cellwalk.available()
     a, b = Path(sys.argv[1]), Path(sys.argv[2])
     clean = b.read_bytes()
     reader, leaves = _leaves(b)
@@ -176,19 +180,43 @@ FUZZ = textwrap.dedent("""
 """)
 
 
+def _sanitized(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The library built with AddressSanitizer and UBSan, and the environment that loads it:
+    any read outside a buffer, overflow or undefined behaviour then ends the process."""
+    lib = tmp_path / "_cells_sanitized.so"
+    build = subprocess.run(["cc", "-O1", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+                            "-fno-sanitize-recover=all", "-shared", "-fPIC", "-o", str(lib),
+                            str(ROOT / "workbench" / "diff" / "_cells.c")], capture_output=True, text=True)
+    runtime = [subprocess.run(["cc", f"-print-file-name={name}"], capture_output=True, text=True).stdout.strip()
+               for name in ("libasan.so", "libubsan.so")]
+    if build.returncode or not all(Path(r).is_absolute() and Path(r).exists() for r in runtime):
+        if os.environ.get("CI") == "true":
+            raise AssertionError(f"cannot build the library with the sanitizers: {build.stderr[-500:]} {runtime}")
+        pytest.skip("the C compiler has no AddressSanitizer runtime")
+    return lib, {"LD_PRELOAD": " ".join(runtime), "ASAN_OPTIONS": "detect_leaks=0",
+                 "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1"}
+
+
 @needs_library
 @pytest.mark.parametrize("split", [False, True], ids=["one-walk", "two-halves"])
-def test_damaged_leaf_pages_never_crash_the_diff(tmp_path, split):
+@pytest.mark.parametrize("sanitized", [False, True], ids=["as-built", "sanitized"])
+def test_damaged_leaf_pages_never_crash_the_diff(tmp_path, split, sanitized):
     """Bytes of the clone's leaves overwritten at random, 300 times: the walk says it cannot
-    read them (the diff then falls back) or gives ranges, and never crashes the process."""
+    read them (the diff then falls back) or gives ranges, and never crashes the process;
+    built with AddressSanitizer and UBSan, it never reads outside its buffers either."""
+    if sanitized and not shutil.which("cc"):
+        pytest.skip("needs a C compiler")
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     lived(a, random.Random(2), rows=1500)
     vacuumed_copy(a, b)
-    res = subprocess.run([sys.executable, "-c", FUZZ, str(a), str(b), str(ROOT), "2" if split else "1000000000"],
-                         capture_output=True, text=True,
-                         timeout=120)
+    args, env = [str(a), str(b), str(ROOT), "2" if split else "1000000000"], dict(os.environ)
+    if sanitized:
+        lib, extra = _sanitized(tmp_path)
+        args.append(str(lib))
+        env |= extra
+    res = subprocess.run([sys.executable, "-c", FUZZ, *args], capture_output=True, text=True, timeout=300, env=env)
     last = res.stdout.strip().splitlines()[-2:] if res.stdout.strip() else ["(nothing)"]
-    assert res.returncode == 0, f"the walk crashed (signal {-res.returncode}) after seed {last}: {res.stderr[-800:]}"
+    assert res.returncode == 0, f"the walk crashed (code {res.returncode}) after seed {last}: {res.stderr[-1500:]}"
     assert "'none'" in res.stdout and "'ranges'" in res.stdout
 
 
