@@ -26,7 +26,7 @@ enum { OK = 0, TOO_MANY = 1, MALFORMED = -1, NO_MEMORY = -2 };
 
 /* The interface's version: cellwalk.py loads only a library whose version it knows (one
  * built from an older source, with other arguments, is left unused until rebuilt). */
-#define INTERFACE 2
+#define INTERFACE 3
 int repro_cells_interface(void) { return INTERFACE; }
 
 /* One side, as the caller describes it. */
@@ -219,9 +219,11 @@ typedef struct {
     int64_t cap, n;
     int open;
     int64_t lo, hi;
+    int64_t marked;            /* rowids marked */
 } Ranges;
 
 static void mark(Ranges *r, int64_t rowid) {
+    r->marked++;
     if (!r->open) { r->open = 1; r->lo = rowid; }
     r->hi = rowid;
 }
@@ -246,13 +248,14 @@ static int next_from(Cursor *c, int64_t lo) {
 
 /* The rowid ranges (out: lo, hi pairs, at most cap) holding every row whose cell differs
  * between the two sides' leaves, among the rowids from lo to hi (the leaves may hold others:
- * a caller that splits the work in two gives the leaf on the boundary to both halves).
+ * a caller that splits the work in two gives the leaf on the boundary to both halves);
+ * *n_marked: how many rowids they hold, of the cells counted in each side's cells.
  * Returns OK, TOO_MANY (more than cap ranges: compare the table whole), MALFORMED (a page
  * that does not read as a table leaf, or a short read) or NO_MEMORY. */
 int repro_changed_rowids(Side *a, Side *b, int page_size, int usable, int64_t lo, int64_t hi,
-                         int64_t *out, int64_t cap, int64_t *n_out) {
+                         int64_t *out, int64_t cap, int64_t *n_out, int64_t *n_marked) {
     Cursor ca = {0}, cb = {0};
-    Ranges r = {out, cap, 0, 0, 0, 0};
+    Ranges r = {out, cap, 0, 0, 0, 0, 0};
     int status = OK;
     if (page_size < 512 || page_size > 65536 || usable < 480 || usable > page_size) return MALFORMED;
     a->cells = b->cells = 0;
@@ -295,5 +298,6 @@ int repro_changed_rowids(Side *a, Side *b, int page_size, int usable, int64_t lo
 done:
     free(ca.run); free(cb.run); free(ca.scratch); free(cb.scratch);
     *n_out = r.n;
+    *n_marked = r.marked;
     return status;
 }

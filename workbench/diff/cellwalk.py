@@ -19,16 +19,17 @@ from __future__ import annotations
 import os
 import struct
 from array import array
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from workbench.diff.sqlitepages import INT64_MAX, INT64_MIN, LEAF_TABLE, PageReader, leaf_span
+from workbench.diff.sqlitepages import INT64_MAX, INT64_MIN, LEAF_TABLE, WHOLE, PageReader, leaf_span
 
 LIBRARY = Path(__file__).with_name("_cells.so")
 MOST_RANGES = 65536     # more rowid ranges than this: comparing the table whole in SQL is cheaper
 SPLIT_AT = 512          # leaves (2 MB of 4 KB pages) from which the walk runs on two threads
-INTERFACE = 2           # the version of _cells.c's functions this module calls
+INTERFACE = 3           # the version of _cells.c's functions this module calls
 
 
 @cache
@@ -54,7 +55,8 @@ def _lib() -> tuple[Any, Any] | None:
 
     fn = lib.repro_changed_rowids
     fn.argtypes = [ctypes.POINTER(Side), ctypes.POINTER(Side), ctypes.c_int, ctypes.c_int, ctypes.c_int64,
-                   ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64)]
+                   ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.POINTER(ctypes.c_int64),
+                   ctypes.POINTER(ctypes.c_int64)]
     fn.restype = ctypes.c_int
     return fn, Side
 
@@ -66,7 +68,8 @@ def available() -> bool:
 def changed_ranges(ra: PageReader, rb: PageReader, left: list[int], right: list[int]) -> list[tuple[int, int]] | None:
     """Rowid ranges holding every row whose cell differs between the leaves ``left`` (of
     ``ra``) and ``right`` (of ``rb``), each list in key order; None when the library is
-    missing, a page does not read as a table leaf, or the ranges are too many to be worth it.
+    missing, a page does not read as a table leaf, or the rows to read are too many for
+    ranges to be worth it (more than a quarter of the table's: it is then compared whole).
 
     Given every leaf of each side that the other side does not hold with the same bytes at
     the same page number, this is every row that differs: a leaf both sides hold alike
@@ -78,18 +81,32 @@ def changed_ranges(ra: PageReader, rb: PageReader, left: list[int], right: list[
         return None
     halves = _halves(ra, rb, left, right) if len(left) + len(right) >= SPLIT_AT and (os.cpu_count() or 1) > 1 else None
     if halves is None:
-        return _walk(ra, rb, left, right, INT64_MIN, INT64_MAX)
-    import threading
+        walks = [_walk(ra, rb, left, right, INT64_MIN, INT64_MAX)]
+    else:
+        import threading
 
-    (l1, r1, hi1), (l2, r2, lo2) = halves
-    second: list[list[tuple[int, int]] | None] = [None]
-    worker = threading.Thread(target=lambda: second.__setitem__(0, _walk(ra, rb, l2, r2, lo2, INT64_MAX)))
-    worker.start()
-    first = _walk(ra, rb, l1, r1, INT64_MIN, hi1)
-    worker.join()
-    if first is None or second[0] is None or len(first) + len(second[0]) > MOST_RANGES:
+        (l1, r1, hi1), (l2, r2, lo2) = halves
+        second: list[Walked | None] = [None]
+        worker = threading.Thread(target=lambda: second.__setitem__(0, _walk(ra, rb, l2, r2, lo2, INT64_MAX)))
+        worker.start()
+        walks = [_walk(ra, rb, l1, r1, INT64_MIN, hi1)]
+        worker.join()
+        walks.append(second[0])
+    if any(w is None for w in walks):
         return None
-    return first + second[0]
+    done = [w for w in walks if w is not None]
+    ranges = [r for w in done for r in w.ranges]
+    # most rows differ (a scrubbed column): a scan of the whole table reads them faster than ranges do
+    if len(ranges) > MOST_RANGES or sum(w.marked for w in done) * WHOLE > sum(w.cells for w in done):
+        return None
+    return ranges
+
+
+@dataclass
+class Walked:
+    ranges: list[tuple[int, int]]
+    marked: int    # rowids in the ranges
+    cells: int     # cells read on the side that has more
 
 
 def _halves(ra: PageReader, rb: PageReader, left: list[int], right: list[int]
@@ -129,8 +146,7 @@ def _first_rowid(reader: PageReader, pgno: int) -> int | None:
     return span[0] if span else None
 
 
-def _walk(ra: PageReader, rb: PageReader, left: list[int], right: list[int], lo: int, hi: int
-          ) -> list[tuple[int, int]] | None:
+def _walk(ra: PageReader, rb: PageReader, left: list[int], right: list[int], lo: int, hi: int) -> Walked | None:
     import ctypes
 
     loaded = _lib()
@@ -150,12 +166,12 @@ def _walk(ra: PageReader, rb: PageReader, left: list[int], right: list[int], lo:
 
     a, b = side(ra, left), side(rb, right)
     out = array("q", [0]) * (2 * MOST_RANGES)
-    n = ctypes.c_int64(0)
+    n, marked = ctypes.c_int64(0), ctypes.c_int64(0)
     status = fn(ctypes.byref(a), ctypes.byref(b), ra.page_size, ra.header.usable, lo, hi, _address(out),
-                MOST_RANGES, ctypes.byref(n))
+                MOST_RANGES, ctypes.byref(n), ctypes.byref(marked))
     if status != 0:
         return None
-    return [(out[2 * i], out[2 * i + 1]) for i in range(n.value)]
+    return Walked([(out[2 * i], out[2 * i + 1]) for i in range(n.value)], marked.value, max(a.cells, b.cells))
 
 
 def _address(buf: array) -> int | None:
