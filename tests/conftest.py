@@ -32,6 +32,26 @@ for var, value in (
 os.environ.setdefault("REPRO_READY", "sync")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_process_outlives_the_session(tmp_path_factory):
+    """Clones forked by tests and never destroyed keep their edge process (mail sink, port
+    forwarders) until their folder is removed, which pytest does runs later: at the end of
+    the session, every process started in its temporary folders is stopped."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if base.encode() in (entry / "cmdline").read_bytes():
+                os.kill(int(entry.name), 15)
+        except (OSError, ValueError):
+            continue
+
+
 def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 

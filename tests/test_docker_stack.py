@@ -286,8 +286,11 @@ def test_a_bind_mount_whose_worktree_folder_leads_to_prods_is_refused(prod_stack
     made a link to prod's own: starting the clone is refused, nothing of prod's is mounted."""
     root = prod_stack["root"]
     before = sorted((p.name, p.read_bytes()) for p in (root / "config").iterdir())
+    earlier = {c.id for c in docker_client.containers.list(all=True, filters={"label": "repro.env=bx"})}
     r = run_cli("fork", "prod", "bx", cwd=root)
     assert r.returncode == 0, r.stderr
+    ours = {c.id for c in docker_client.containers.list(all=True, filters={"label": "repro.env=bx"})} - earlier
+    assert ours
     try:
         assert run_cli("stop", "bx", cwd=root).returncode == 0
         config = root / ".repro" / "envs" / "bx" / "config"
@@ -302,5 +305,8 @@ def test_a_bind_mount_whose_worktree_folder_leads_to_prods_is_refused(prod_stack
                    for m in c.attrs.get("Mounts") or []]
         assert not any(src.startswith(str(root / "config")) for src in mounted), mounted
     finally:
-        run_cli("destroy", "bx", "--force", cwd=root)
+        gone = run_cli("destroy", "bx", "--yes", "--force", cwd=root)
+    # destroy removes the clone's containers and leaves prod's folder the link led to alone
+    assert gone.returncode == 0, gone.stderr
+    assert ours.isdisjoint(c.id for c in docker_client.containers.list(all=True, filters={"label": "repro.env=bx"}))
     assert sorted((p.name, p.read_bytes()) for p in (root / "config").iterdir()) == before

@@ -5,15 +5,19 @@ what it sent is listed and read with `repro-tui mail`, secrets masked."""
 from __future__ import annotations
 
 import json
+import os
 import smtplib
+import subprocess
+import sys
 import textwrap
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import free_port, git, run_cli
-from workbench.backends.local import kill_services, running_pid
+from workbench.backends.local import kill_services, port_open, running_pid
 
 APP = '''\
 import os, smtplib, sys
@@ -109,3 +113,30 @@ def test_a_local_process_mails_through_its_usual_settings_and_the_sink_keeps_it(
 
     assert run_cli("destroy", "b1", "--yes", cwd=mailer).returncode == 0
     assert not run_dir.exists()
+
+
+def test_an_edge_whose_clone_folder_is_gone_stops_by_itself(tmp_path: Path):
+    """A workspace deleted with its clones running (or a clone's folder removed by hand)
+    left its edge process serving forever, with no pid file left to stop it: it now sees
+    its configuration gone and exits, freeing its ports."""
+    run = tmp_path / "run"
+    run.mkdir()
+    port = free_port()
+    config = run / "_edge.json"
+    config.write_text(json.dumps({"mail": {"listen": ["127.0.0.1", port], "folder": str(run / "mail")}}))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    edge = subprocess.Popen([sys.executable, "-m", "workbench.edge", str(config)], stderr=subprocess.PIPE, env=env)
+    try:
+        deadline = time.monotonic() + 10
+        while not port_open(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert port_open(port)
+        time.sleep(2.5)                   # serving, untouched, it keeps running
+        assert edge.poll() is None
+        config.unlink()
+        assert edge.wait(timeout=10) == 0
+        assert b"is gone; stopping" in edge.stderr.read()
+        assert not port_open(port)
+    finally:
+        if edge.poll() is None:
+            edge.kill()

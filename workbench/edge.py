@@ -12,8 +12,10 @@ It serves, in one asyncio loop, what its configuration lists:
 * ``proxy``: an HTTP proxy (CONNECT and plain requests) on ``listen`` that lets through only
   the ``allow`` list (``clone.egress.allow``) and answers 403 to anything else.
 
-It stops on SIGTERM or SIGINT. Backends start it with a pid file beside the services'
-(``workbench.backends.edge_process``).
+It stops on SIGTERM or SIGINT, and by itself once its configuration file is gone (the
+clone's folder removed by hand, or a workspace deleted with its clones running): nothing is
+left to serve, and no one would stop it. Backends start it with a pid file beside the
+services' (``workbench.backends.edge_process``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from workbench.egress import Endpoint, allowed, parse_allow
 
 BUFFER = 64 * 1024
 CONNECT_TIMEOUT = 10.0
+WATCH = 2.0          # seconds between two looks at the configuration file
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -119,7 +122,18 @@ def proxy(allow: list[Endpoint]) -> Any:
     return handle
 
 
-async def serve(config: dict[str, Any]) -> None:
+async def _while_exists(path: Path | None, stop: asyncio.Event) -> None:
+    """Set ``stop`` once ``path`` is gone."""
+    if path is None:
+        return
+    while not stop.is_set():
+        await asyncio.sleep(WATCH)
+        if not path.exists():
+            print(f"edge: {path} is gone; stopping", file=sys.stderr, flush=True)
+            stop.set()
+
+
+async def serve(config: dict[str, Any], path: Path | None = None) -> None:
     loop = asyncio.get_running_loop()
     servers = []
     mail = config.get("mail")
@@ -140,7 +154,9 @@ async def serve(config: dict[str, Any]) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     print(f"edge ready: {len(servers)} listener(s)", file=sys.stderr, flush=True)
+    watch = asyncio.create_task(_while_exists(path, stop))
     await stop.wait()
+    watch.cancel()
     for s in servers:
         s.close()
 
@@ -150,8 +166,9 @@ def main(argv: list[str]) -> int:
         print("usage: python -m workbench.edge CONFIG.json", file=sys.stderr)
         return 2
     try:
-        config = json.loads(Path(argv[0]).read_text())
-        asyncio.run(serve(config))
+        path = Path(argv[0]).absolute()
+        config = json.loads(path.read_text())
+        asyncio.run(serve(config, path))
     except OSError as exc:
         print(f"edge: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
