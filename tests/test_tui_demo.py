@@ -118,12 +118,18 @@ async def test_the_demo_story_through_the_screen(demo, tmp_path):
     assert "discount_mode: stacked" in git(demo, "show", "main:config/app.yaml")   # prod untouched
 
 
-async def test_first_page_of_a_huge_table_paints_at_once():
-    """The row table formats only the rows on screen: 200,000 rows paint like 20."""
+async def test_first_page_of_a_huge_table_paints_at_once(monkeypatch):
+    """The row table formats only the rows on screen (and the first 200, to size its columns):
+    200,000 rows paint like 20. Counted, not timed (BENCHMARKS.md has the times)."""
     from textual.app import App, ComposeResult
     from textual.geometry import Region
 
     from workbench.diff.model import Change
+    from workbench.tui.widgets import change_table
+
+    formatted = []
+    real = change_table.change_cells
+    monkeypatch.setattr(change_table, "change_cells", lambda c, section: formatted.append(c) or real(c, section))
 
     changes = [Change("data", f"db.t[{i}].v", "changed", i, i + 1, store="db", table="t", key=[i], column="v")
                for i in range(200_000)]
@@ -136,12 +142,10 @@ async def test_first_page_of_a_huge_table_paints_at_once():
     async with app.run_test(size=(80, 24)) as pilot:
         table = app.query_one(ChangeTable)
         await pilot.pause()
-        t0 = time.perf_counter()
         table.set_changes(changes)
         strips = table.render_lines(Region(0, 0, table.size.width, table.size.height))
-        took = time.perf_counter() - t0
         assert "0" in strips[1].text and "1 → 2" in strips[2].text
-        assert took < 0.1, f"first page took {took * 1000:.0f} ms"
+        assert 0 < len(formatted) <= 200 + table.size.height, len(formatted)
         table.action_edge(1)
         await pilot.pause()
         assert table.current_change() is changes[-1]

@@ -269,8 +269,11 @@ class MainScreen(Screen[None]):
 
     @on(OptionList.OptionHighlighted, "#envs")
     def _env_highlighted(self, event: OptionList.OptionHighlighted) -> None:
-        if event.option.id is not None and event.option.id != self.selected:
-            self.selected = event.option.id
+        # the list as it is now, not the event's option: a highlight posted before the list
+        # was rebuilt (a destroyed clone's) arrives after it, and would select what is gone
+        name = self.query_one(EnvList).selected_name
+        if name is not None and name != self.selected:
+            self.selected = name
 
     def watch_selected(self, old: str | None, new: str | None) -> None:
         self.compare_to = PROD
