@@ -9,7 +9,6 @@ import getpass
 import json
 import os
 import shutil
-import socket
 import sqlite3
 import time
 from pathlib import Path
@@ -96,7 +95,7 @@ def _who() -> tuple[str, str]:
         user = getpass.getuser()
     except Exception:
         user = "unknown"
-    return user, socket.gethostname()
+    return user, os.uname().nodename   # gethostname's answer, without importing socket
 
 
 class State:

@@ -19,7 +19,6 @@ import os
 import secrets as _secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -145,7 +144,7 @@ class Workspace:
         path = self.repro_dir / "workspace-id"
         if not path.exists():
             tmp = path.with_suffix(".tmp")
-            tmp.write_text(uuid.uuid4().hex[:12])
+            tmp.write_text(os.urandom(6).hex())
             os.replace(tmp, path)
         return path.read_text().strip()
 

@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -78,6 +77,8 @@ def _alive(pid: int) -> bool:
 
 
 def free_port(avoid: set[int]) -> int:
+    import socket
+
     for _ in range(100):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -88,6 +89,8 @@ def free_port(avoid: set[int]) -> int:
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    import socket
+
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
