@@ -66,8 +66,13 @@ static uint32_t be32(const uint8_t *p) {
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-/* SQLite's varint at p, not reading at or past end: its length, or 0 when it does not fit. */
-static int varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+/* SQLite's varint at p, not reading at or past end: its length, or 0 when it does not fit.
+ * (One and two bytes first: a payload's size and most rowids.) */
+static inline int varint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+    if (p + 1 < end) {
+        if (p[0] < 0x80) { *v = p[0]; return 1; }
+        if (p[1] < 0x80) { *v = ((uint64_t)(p[0] & 0x7f) << 7) | p[1]; return 2; }
+    }
     uint64_t x = 0;
     for (int i = 0; i < 8; i++) {
         if (p + i >= end) return 0;
@@ -143,7 +148,7 @@ static int open_leaf(Cursor *c, int64_t i) {
 }
 
 /* Parse cell c->cell of the current leaf. */
-static int parse_cell(Cursor *c) {
+static inline int parse_cell(Cursor *c) {
     const uint8_t *end = c->page + c->usable;
     uint32_t at = be16(c->page + c->hdr + 8 + 2 * c->cell);
     if (at < (uint32_t)(c->hdr + 8 + 2 * c->ncells) || at >= (uint32_t)c->usable) return 0;
@@ -180,7 +185,7 @@ static int parse_cell(Cursor *c) {
 }
 
 /* Move to the next cell: 1 there is one, 0 the leaves are done, -1 malformed. */
-static int next_cell(Cursor *c) {
+static inline int next_cell(Cursor *c) {
     if (c->done) return 0;
     if (c->page) c->cell++;
     while (!c->page || c->cell >= c->ncells) {
