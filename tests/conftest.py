@@ -33,10 +33,10 @@ os.environ.setdefault("REPRO_READY", "sync")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _no_process_outlives_the_session(tmp_path_factory):
+def _no_process_outlives_the_test_run(tmp_path_factory):
     """Clones forked by tests and never destroyed keep their edge process (mail sink, port
     forwarders) until their folder is removed, which pytest does runs later: at the end of
-    the session, every process started in its temporary folders is stopped."""
+    the run, every process started in its temporary folders is stopped."""
     yield
     base = str(tmp_path_factory.getbasetemp())
     proc = Path("/proc")
