@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_diff_sqlite import run
+from tests.test_diff_sqlite import execute, run
 from tests.test_diff_sqlite_pages import got, naive
 from workbench.diff import cellwalk
 from workbench.diff import sqlitepages as pages
@@ -106,16 +106,11 @@ def test_stores_that_share_no_page_are_compared_by_their_cells(tmp_path, seed, s
 @needs_library
 def test_a_byte_deep_in_an_overflow_page_is_found(tmp_path):
     a, b = tmp_path / "a.db", tmp_path / "b.db"
-    conn = sqlite3.connect(a)
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
-    conn.executemany("INSERT INTO t VALUES (?, ?)", [(i, "a" * 50_000) for i in range(1, 40)])
-    conn.commit()
-    conn.close()
+    execute(a, "CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)",
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 39) "
+            "INSERT INTO t SELECT i, printf('%.*c', 50000, 'a') FROM n")
     vacuumed_copy(a, b)
-    conn = sqlite3.connect(b)
-    conn.execute("UPDATE t SET body = substr(body, 1, 40000) || 'b' || substr(body, 40002) WHERE id = 17")
-    conn.commit()
-    conn.close()
+    execute(b, "UPDATE t SET body = substr(body, 1, 40000) || 'b' || substr(body, 40002) WHERE id = 17")
     changes, groups = run(a, b)
     assert got(changes, "t") == [("db.t[17].body", "changed")]
     assert groups["db.t"].note == "1 rowid range(s) read, from the pages that differ"
@@ -279,10 +274,7 @@ def test_a_table_whose_every_row_changed_is_read_whole_not_by_ranges(tmp_path):
     a, b = tmp_path / "a.db", tmp_path / "b.db"
     lived(a, random.Random(4), rows=2000)
     vacuumed_copy(a, b)
-    conn = sqlite3.connect(b)
-    conn.execute("UPDATE t SET name = 'someone' || (id * 7)")
-    conn.commit()
-    conn.close()
+    execute(b, "UPDATE t SET name = 'someone' || (id * 7)")
     changes, groups = run(a, b)
     assert got(changes, "t") == naive(a, b, "t", ["id"])
     assert len(got(changes, "t")) > 1800
