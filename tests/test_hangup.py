@@ -23,6 +23,7 @@ from tests.ssh_support import Sshd
 from tests.terminal import REPRO_TUI, ROOT, PtyProgram, screen
 from tests.tui_support import change_rows_elsewhere, make_workspace, notified, wait_for
 from workbench.backends.local import kill_services
+from workbench.detached import Detached, Request
 from workbench.journal import pid_alive
 from workbench.tui.app import make_app
 from workbench.workspace import Workspace
@@ -100,6 +101,19 @@ def until(check, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+def reset_begun(root: Path) -> None:
+    """Wait for the reset's journal entry: the screen's log pane may show "starting web" of
+    the fork before the reset has begun, and a kill then would come before the reset."""
+    def begun() -> bool:
+        ws = Workspace(root)
+        try:
+            return any(j.op == "reset" for j in ws.journal("b1"))
+        finally:
+            ws.close()
+
+    until(begun, 15, "the reset to begin")
+
+
 def assert_reset_finished_alone(root: Path) -> None:
     """The reset completed (journal: ok), the clone's service answers, its data is the
     snapshot's, and the snapshot has its ready copy again: nobody had to run anything."""
@@ -129,12 +143,28 @@ def test_a_screen_over_ssh_whose_client_is_killed_mid_reset(slow, sshd, tmp_path
         mark = term.mark()
         term.type("r")
         term.wait_for_any(*UNDER_WAY, since=mark)             # the reset is under way
+        reset_begun(slow)
         os.kill(term.proc.pid, signal.SIGKILL)                # the SSH client dies (a laptop lid, a dead link)
         screen = int(pid_file.read_text())
         until(lambda: not pid_alive(screen), 15, "the hung-up screen to end")
     finally:
         term.close()
     assert_reset_finished_alone(slow)
+
+
+def test_a_hang_up_as_the_screen_starts_an_operation_does_not_stop_it(slow):
+    """The screen runs an operation in a process of its own, which has its own session. A
+    hang-up that reached that process before it had one (here: at once) killed it before it
+    began, and the operation was lost (seen once in CI)."""
+    ws = Workspace(slow)
+    try:
+        run = Detached.start(ws.repro_dir, Request("snapshot", {"env": "b1"}))
+        os.kill(run.proc.pid, signal.SIGHUP)
+        outcome = run.wait(lambda step: None)
+        assert outcome.error is None, outcome.error.message if outcome.error else ""
+        assert [s.name for s in ws.status("b1").snapshots] == ["forked", "s1"]
+    finally:
+        ws.close()
 
 
 def test_a_command_in_a_terminal_that_hangs_up_finishes_its_reset(slow, tmp_path):
@@ -160,6 +190,7 @@ def test_a_killed_screen_does_not_stop_its_operation(slow, tmp_path):
         mark = term.mark()
         term.type("r")
         term.wait_for_any(*UNDER_WAY, since=mark)
+        reset_begun(slow)
         term.proc.kill()
         term.proc.wait(timeout=10)
     finally:

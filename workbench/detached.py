@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -75,10 +76,17 @@ class Detached:
                                      "kwargs": request.kwargs}))
         here = str(Path(__file__).resolve().parent.parent)   # the child runs this very code
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)}
-        with open(files.with_suffix(".log"), "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "workbench.detached", str(files)], cwd=repro_dir.parent,
-                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
+        # Until the child has its own session it is in the terminal's process group: a hang-up
+        # then would kill it before it begins. It is started with SIGHUP blocked (this thread's
+        # mask, which it inherits); it sheds what came meanwhile once it runs (_shed_hang_ups).
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            with open(files.with_suffix(".log"), "ab") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "workbench.detached", str(files)],
+                                        cwd=repro_dir.parent, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return cls(files, proc)
 
     def wait(self, on_step: Callable[[str], None], poll: float = 0.05) -> Outcome:
@@ -167,6 +175,14 @@ def _outcome(doc: dict[str, Any]) -> Outcome:
 
 # the child ------------------------------------------------------------------------------------
 
+def _shed_hang_ups() -> None:
+    """Drop a hang-up that reached the child before it had its own session (ignoring a pending
+    signal discards it), then put SIGHUP back as it was: the services it starts get the usual."""
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def run(files: Path) -> int:
     """Run the request in ``files`` and write its result beside it (the child's whole life)."""
     from workbench.workspace import Workspace
@@ -203,4 +219,5 @@ def run(files: Path) -> int:
 
 
 if __name__ == "__main__":
+    _shed_hang_ups()
     raise SystemExit(run(Path(sys.argv[1])))
