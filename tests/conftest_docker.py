@@ -132,3 +132,12 @@ def volume_bytes(docker_client, volume: str) -> bytes:
         return b"".join(stream)
     finally:
         c.remove(force=True)
+
+
+def psql_in(container, sql: str, db: str) -> str:
+    """The result of ``sql`` run by psql in a PostgreSQL container, as bare text (tuples only,
+    unaligned, no command tags); an error fails the test with psql's message."""
+    code, out = container.exec_run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+                                   user="postgres")
+    assert code == 0, out.decode()
+    return out.decode().strip()

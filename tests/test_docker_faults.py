@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import git, run_cli
-from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE, volume_bytes
+from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE, psql_in, volume_bytes
 
 pytestmark = pytest.mark.docker
 
@@ -31,10 +31,7 @@ def _labels(project: str, service: str) -> dict[str, str]:
 
 
 def _psql(container, sql: str, db: str = "app") -> str:
-    code, out = container.exec_run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                                   user="postgres")
-    assert code == 0, out.decode()
-    return out.decode().strip()
+    return psql_in(container, sql, db)
 
 
 @pytest.fixture(scope="module")

@@ -12,16 +12,13 @@ import uuid
 import pytest
 
 from tests.conftest import git
-from tests.conftest_docker import PG_IMAGE
+from tests.conftest_docker import PG_IMAGE, psql_in
 
 pytestmark = pytest.mark.docker
 
 
 def _psql(container, sql: str, db: str = "shop") -> str:
-    code, out = container.exec_run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                                   user="postgres")
-    assert code == 0, out.decode()
-    return out.decode().strip()
+    return psql_in(container, sql, db)
 
 
 @pytest.fixture(scope="module")

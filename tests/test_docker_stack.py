@@ -15,7 +15,7 @@ import urllib.request
 import pytest
 
 from tests.conftest import DATA, git, run_cli
-from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE, volume_bytes
+from tests.conftest_docker import BUSYBOX_IMAGE, PG_IMAGE, psql_in, volume_bytes
 
 pytestmark = pytest.mark.docker
 
@@ -28,10 +28,7 @@ def _compose_labels(project: str, service: str) -> dict[str, str]:
 
 
 def _psql(container, sql: str, db: str = "chinook") -> str:
-    code, out = container.exec_run(["psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-                                   user="postgres")
-    assert code == 0, out.decode()
-    return out.decode().strip()
+    return psql_in(container, sql, db)
 
 
 def _wait_pg(container) -> None:
