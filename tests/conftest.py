@@ -38,15 +38,22 @@ def _no_process_outlives_the_test_run(tmp_path_factory):
     forwarders) until their folder is removed, which pytest does runs later: at the end of
     the run, every process started in its temporary folders is stopped."""
     yield
-    base = str(tmp_path_factory.getbasetemp())
+    inside = (str(tmp_path_factory.getbasetemp()) + os.sep).encode()   # a path in it, not --basetemp=
     proc = Path("/proc")
     if not proc.is_dir():
         return
+    ours, pid = set(), os.getpid()       # this process and those that started it (make, a shell)
+    while pid > 1 and pid not in ours:
+        ours.add(pid)
+        try:
+            pid = int((proc / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            break
     for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+        if not entry.name.isdigit() or int(entry.name) in ours:
             continue
         try:
-            if base.encode() in (entry / "cmdline").read_bytes():
+            if inside in (entry / "cmdline").read_bytes():
                 os.kill(int(entry.name), 15)
         except (OSError, ValueError):
             continue
